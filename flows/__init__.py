@@ -1,0 +1,1 @@
+"""Prefect flows: thin, typed shells over the genai library."""

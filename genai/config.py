@@ -1,0 +1,328 @@
+"""Typed configs for every stage: data, model, loss, train, sweep, evaluate, generate, pipeline.
+
+YAML in, validated once at the edge, typed objects passed down. Errors name the field's path and
+the allowed values (see :mod:`genai.strict`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import Field, model_validator
+
+from genai.losses.registry import LossConfig
+from genai.strict import ConfigError, StrictModel, validate
+
+M = TypeVar("M", bound=StrictModel)
+
+SourceName = Literal["digits", "ring8", "grid25", "moons", "swissroll", "parquet"]
+GENERATED_SOURCES = ("ring8", "grid25", "moons", "swissroll")
+Family = Literal["vae", "gan", "diffusion", "autoregressive"]
+
+
+# --------------------------------------------------------------------------------------- data
+class SplitConfig(StrictModel):
+    """Shares of rows in each split; stratified by label where the data has labels."""
+
+    train: float = Field(0.8, gt=0, lt=1)
+    val: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(
+                f"train + val + test must be 1, got {self.train} + {self.val} + {self.test}"
+                f" = {total:g}"
+            )
+        return self
+
+
+class DataConfig(StrictModel):
+    """Where data comes from and how it is prepared."""
+
+    source: SourceName = "digits"
+    n: int | None = Field(None, gt=0, description="rows to generate (generated sources only)")
+    seed: int = Field(0, ge=0, description="seed of generation and of the split")
+    name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="dataset name; the source's"
+    )
+    uri: str | None = Field(None, description="Parquet file or folder (source 'parquet' only)")
+    columns: tuple[str, ...] | None = Field(
+        None,
+        description="value columns of a user Parquet: one list column, or several scalar ones",
+    )
+    label_column: str | None = None
+    shape: tuple[int, ...] | None = Field(
+        None, description="shape of one sample, e.g. [8, 8]; default the flat feature count"
+    )
+    normalise: Literal["auto", "standard", "minmax", "none"] = Field(
+        "auto", description="auto: minmax to [0, 1] for images, per-feature standard otherwise"
+    )
+    split: SplitConfig = SplitConfig()
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> DataConfig:
+        if self.source == "parquet":
+            if not self.uri:
+                raise ValueError("uri: required when source is 'parquet'")
+            if not self.columns:
+                raise ValueError("columns: required when source is 'parquet' (the value columns)")
+        else:
+            for field in ("uri", "columns", "label_column", "shape"):
+                if getattr(self, field) is not None:
+                    raise ValueError(f"{field}: only allowed when source is 'parquet'")
+        if self.n is not None and self.source not in GENERATED_SOURCES:
+            raise ValueError(
+                f"n: only generated sources take n ({', '.join(GENERATED_SOURCES)}),"
+                f" not {self.source!r}"
+            )
+        if self.shape is not None and any(d <= 0 for d in self.shape):
+            raise ValueError(f"shape: every dimension must be > 0, got {list(self.shape)}")
+        return self
+
+    @property
+    def dataset_name(self) -> str:
+        return self.name or self.source
+
+
+# -------------------------------------------------------------------------------------- model
+class ArchConfig(StrictModel):
+    """Network bodies; every field is sweepable."""
+
+    body: Literal["mlp", "conv"] = "mlp"
+    width: int = Field(128, gt=0, description="hidden units (mlp) or base channels (conv)")
+    depth: int = Field(2, gt=0, description="hidden layers (mlp) or conv stages")
+    latent_dim: int = Field(8, gt=0, description="latent size of VAE and GAN")
+    layers: int = Field(2, gt=0, description="transformer layers (autoregressive)")
+    heads: int = Field(4, gt=0, description="attention heads (autoregressive)")
+    d_model: int = Field(64, gt=0, description="transformer width (autoregressive)")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ArchConfig:
+        if self.d_model % self.heads:
+            raise ValueError(
+                f"d_model: {self.d_model} is not divisible by heads={self.heads};"
+                " pick d_model as a multiple of heads"
+            )
+        return self
+
+
+class DiffusionOptions(StrictModel):
+    timesteps: int = Field(100, gt=1)
+    schedule: Literal["linear", "cosine"] = "cosine"
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    sample_steps: int = Field(50, gt=0, description="DDIM steps (DDPM uses every timestep)")
+
+
+class GanOptions(StrictModel):
+    n_critic: int = Field(1, gt=0, description="discriminator steps per generator step")
+
+
+class AutoregressiveOptions(StrictModel):
+    bins: int = Field(64, gt=1, description="quantisation levels per value")
+    temperature: float = Field(1.0, gt=0)
+
+
+class ModelConfig(StrictModel):
+    family: Family = "vae"
+    arch: ArchConfig = ArchConfig()
+    diffusion: DiffusionOptions = DiffusionOptions()
+    gan: GanOptions = GanOptions()
+    autoregressive: AutoregressiveOptions = AutoregressiveOptions()
+
+
+# A family's loss slots: slot -> (allowed loss names, required, default loss when required).
+FAMILY_SLOTS: Mapping[str, Mapping[str, tuple[tuple[str, ...], bool]]] = MappingProxyType(
+    {
+        "vae": {
+            "reconstruction": (("mse", "mae", "huber", "bce"), True),
+            "kl": (("kl",), True),
+            "perceptual": (("perceptual",), False),
+        },
+        "gan": {
+            "adversarial": (
+                ("minimax", "non_saturating", "hinge", "least_squares", "wasserstein"),
+                True,
+            ),
+            "gradient_penalty": (("gradient_penalty",), False),
+            "feature_matching": (("feature_matching", "perceptual"), False),
+        },
+        "diffusion": {"noise": (("mse", "mae", "huber"), True)},
+        "autoregressive": {"nll": (("cross_entropy",), True)},
+    }
+)
+
+
+def default_losses(family: str) -> dict[str, dict[str, Any]]:
+    """The loss a required slot gets when the config leaves it out."""
+    first = {"vae": "mse", "gan": "non_saturating", "diffusion": "mse"}
+    out = {}
+    for slot, (allowed, required) in FAMILY_SLOTS[family].items():
+        if required:
+            out[slot] = {"name": first.get(family, allowed[0]) if len(allowed) > 1 else allowed[0]}
+    return out
+
+
+# -------------------------------------------------------------------------------------- train
+class TrainConfig(StrictModel):
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm; None: off")
+    num_workers: int = Field(1, gt=0)
+    use_gpu: bool | Literal["auto"] = "auto"
+    mixed_precision: bool = Field(False, description="bf16 autocast, GPU only")
+    seed: int = Field(0, ge=0)
+    keep_checkpoints: int = Field(2, gt=0)
+    max_failures: int = Field(1, ge=-1, description="-1: retry forever")
+    run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class RunConfig(StrictModel):
+    """What one training run needs: data, model, its losses and the training settings."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: dict[str, LossConfig] = Field(default_factory=dict)
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_default_losses(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            family = (values.get("model") or {}).get("family", "vae")
+            if isinstance(family, str) and family in FAMILY_SLOTS:
+                loss = dict(values.get("loss") or {})
+                defaults = default_losses(family)
+                for slot, spec in defaults.items():
+                    loss.setdefault(slot, spec)
+                for slot, spec in loss.items():  # `kl: {weight: 2}` means the slot's usual loss
+                    allowed = FAMILY_SLOTS[family].get(slot, ((),))[0]
+                    default = defaults.get(
+                        slot, {"name": allowed[0]} if len(allowed) == 1 else None
+                    )
+                    if isinstance(spec, dict) and "name" not in spec and default:
+                        loss[slot] = {**spec, "name": default["name"]}
+                values = {**values, "loss": loss}
+        return values
+
+    @model_validator(mode="after")
+    def _slots_match_family(self) -> RunConfig:
+        slots = FAMILY_SLOTS[self.model.family]
+        for slot, spec in self.loss.items():
+            if slot not in slots:
+                raise ValueError(
+                    f"loss.{slot}: {self.model.family!r} has no slot {slot!r};"
+                    f" its slots are {', '.join(repr(s) for s in slots)}"
+                )
+            allowed = slots[slot][0]
+            if spec.name not in allowed:
+                raise ValueError(
+                    f"loss.{slot}.name: {spec.name!r} is not one of"
+                    f" {', '.join(repr(a) for a in allowed)} (slot {slot!r} of"
+                    f" {self.model.family!r})"
+                )
+        if "gradient_penalty" in self.loss and self.loss["adversarial"].name != "wasserstein":
+            raise ValueError(
+                "loss.gradient_penalty: WGAN-GP needs loss.adversarial.name = 'wasserstein',"
+                f" got {self.loss['adversarial'].name!r}"
+            )
+        return self
+
+
+# ------------------------------------------------------------------------- sweep, eval, generate
+class SweepConfig(StrictModel):
+    space: str = Field("tune_spaces/vae_loss_weights.yaml", description="search-space YAML file")
+    trials: int = Field(8, gt=0)
+    search: Literal["random", "optuna"] = "random"
+    scheduler: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(1, gt=0, description="epochs before ASHA may stop a trial")
+    reduction_factor: int = Field(2, gt=1)
+    repeats: int = Field(1, gt=0, description="seeds per sampled config; ranked by the mean")
+    max_concurrent: int | None = Field(None, gt=0, description="None: what the cluster holds")
+
+
+class EvaluateConfig(StrictModel):
+    n_samples: int = Field(2500, gt=0)
+    split: Literal["test", "val"] = "test"
+    seed: int = Field(0, ge=0)
+
+
+class GenerateConfig(StrictModel):
+    n: int = Field(64, gt=0)
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(512, gt=0)
+
+
+class PipelineConfig(RunConfig):
+    """The whole job: prepare -> sweep -> retrain best -> evaluate -> generate."""
+
+    name: str = Field("demo", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    sweep: SweepConfig = SweepConfig()
+    retrain_epochs: int | None = Field(None, gt=0, description="None: train.epochs")
+    evaluate: EvaluateConfig = EvaluateConfig()
+    generate: GenerateConfig = GenerateConfig()
+
+
+# ------------------------------------------------------------------------------------ loading
+def set_path(tree: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """Return a copy of ``tree`` with ``a.b.c`` set to ``value`` (intermediate dicts created)."""
+    out = dict(tree)
+    head, _, rest = dotted.partition(".")
+    if not head:
+        raise ConfigError(f"invalid override path {dotted!r}")
+    if rest:
+        child = out.get(head)
+        out[head] = set_path(child if isinstance(child, dict) else {}, rest, value)
+    else:
+        out[head] = value
+    return out
+
+
+def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``a.b=value`` overrides; values are parsed as YAML (``3``, ``true``, ``[1, 2]``)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
+        tree = set_path(tree, key.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    try:
+        tree = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top, got {type(tree).__name__}")
+    return tree
+
+
+def load_config(
+    model: type[M],
+    path: str | Path | None = None,
+    *,
+    overrides: Iterable[str] = (),
+    data: dict[str, Any] | None = None,
+    prefix: str = "",
+) -> M:
+    """Build a config from an optional YAML file, a dict and ``--set`` overrides, validated once."""
+    tree: dict[str, Any] = read_yaml(path) if path is not None else {}
+    if data:
+        for key, value in data.items():
+            tree = set_path(tree, key, value)
+    tree = apply_overrides(tree, overrides)
+    where = f"config {path}" if path is not None else "config"
+    return validate(model, tree, what=where, prefix=prefix)

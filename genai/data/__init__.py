@@ -1,0 +1,1 @@
+"""Data sources, preparation on Ray Data, and reading prepared datasets back."""

@@ -1,0 +1,93 @@
+"""Real parts for tests: a local Ray, moto's S3 server and Prefect's test server, all on 127.0.0.1.
+
+The AWS variables are set before anything starts, so Ray workers inherit them and reach the same
+S3 endpoint as the test process. Every server started here is stopped here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+import pytest
+
+SECRET = "sEcReT-never-printed-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+S3_PORT = free_port()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing-access-key",
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
+            "RAY_AUTH_MODE": "disabled",
+        }
+    )
+    os.environ.pop("GENAI_STORE", None)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 at the endpoint the environment names."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
+    server.start()
+    yield os.environ["AWS_ENDPOINT_URL"]
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_server) -> str:
+    """A fresh, empty bucket."""
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(params=["file", "s3"])
+def store(request, tmp_path):
+    """An empty ArtifactStore on local disk, then on S3 (moto)."""
+    from genai.storage import ArtifactStore
+
+    if request.param == "file":
+        return ArtifactStore(f"file://{tmp_path}/store")
+    name = request.getfixturevalue("bucket")
+    return ArtifactStore(f"s3://{name}/root")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray for the whole session (num_cpus=2)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """Prefect's test server for the session; yields its API URL (for subprocesses too)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()

@@ -1,0 +1,42 @@
+"""Model families (plain PyTorch): vae, gan, diffusion, autoregressive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from genai.config import ModelConfig
+from genai.losses import LossSpec
+from genai.losses.perceptual import FeatureFn
+from genai.models.autoregressive import Autoregressive
+from genai.models.base import DataSpec, GenerativeModel
+from genai.models.diffusion import Diffusion
+from genai.models.gan import GAN
+from genai.models.vae import VAE
+
+
+def build_model(
+    model: ModelConfig,
+    losses: Mapping[str, LossSpec],
+    data: DataSpec,
+    *,
+    features: FeatureFn | None = None,
+) -> GenerativeModel:
+    """The family ``model.family`` built for ``data`` with its loss slots filled by ``losses``."""
+    if model.arch.body == "conv" and data.kind != "image":
+        raise ValueError(
+            f"model.arch.body: 'conv' needs image data; this data is {data.kind} of shape"
+            f" {list(data.shape)}: use body 'mlp'"
+        )
+    match model.family:
+        case "vae":
+            return VAE(model, losses, data, features=features)
+        case "gan":
+            return GAN(model, losses, data, features=features)
+        case "diffusion":
+            return Diffusion(model, losses, data)
+        case "autoregressive":
+            return Autoregressive(model, losses, data)
+    raise ValueError(f"model.family: {model.family!r} is not a known family")
+
+
+__all__ = ["DataSpec", "GenerativeModel", "build_model"]

@@ -1,0 +1,108 @@
+"""DDPM with epsilon prediction: noise slot (mse | mae | huber); DDPM and DDIM samplers.
+
+The network predicts the noise; :mod:`genai.models.schedule` does the math; ``sample`` drives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from genai.config import ModelConfig
+from genai.losses import LossSpec, LossTerms, pointwise_loss, weighted_total
+from genai.models.base import DataSpec, GenerativeModel
+from genai.models.blocks import image_dims, mlp, sinusoidal_embedding
+from genai.models.schedule import make_schedule
+
+TIME_DIM = 32
+
+
+class MlpEps(nn.Module):
+    """eps(x_t, t) for flat data: an MLP over [x_t, embed(t)]."""
+
+    def __init__(self, dim: int, width: int, depth: int):
+        super().__init__()
+        self.net = mlp(dim + TIME_DIM, dim, width, depth)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        h = torch.cat([x.flatten(1), sinusoidal_embedding(t, TIME_DIM)], dim=-1)
+        return self.net(h).reshape(x.shape)
+
+
+class ConvEps(nn.Module):
+    """eps(x_t, t) for images: residual 3x3 conv blocks at full resolution, t added per channel."""
+
+    def __init__(self, shape: tuple[int, ...], width: int, depth: int):
+        super().__init__()
+        self.c = image_dims(shape)[0]
+        self.inp = nn.Conv2d(self.c, width, 3, padding=1)
+        self.time = nn.ModuleList(nn.Linear(TIME_DIM, width) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.SiLU(), nn.Conv2d(width, width, 3, padding=1)) for _ in range(depth)
+        )
+        self.out = nn.Sequential(nn.SiLU(), nn.Conv2d(width, self.c, 3, padding=1))
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        h = self.inp(x.reshape(x.shape[0], self.c, *x.shape[-2:]))  # (B, W, H, W)
+        emb = sinusoidal_embedding(t, TIME_DIM)
+        for block, proj in zip(self.blocks, self.time, strict=True):
+            h = h + block(h + proj(emb)[:, :, None, None])
+        return self.out(h).reshape(x.shape)
+
+
+class Diffusion(GenerativeModel):
+    family = "diffusion"
+
+    def __init__(self, cfg: ModelConfig, losses: Mapping[str, LossSpec], data: DataSpec, **_):
+        super().__init__(data)
+        self.opts, self.losses = cfg.diffusion, dict(losses)
+        self.noise_loss = pointwise_loss(self.losses["noise"])
+        self.schedule = make_schedule(self.opts.schedule, self.opts.timesteps)
+        arch = cfg.arch
+        if arch.body == "conv":
+            self.eps = ConvEps(data.shape, arch.width, arch.depth)
+        else:
+            self.eps = MlpEps(data.dim, arch.width, arch.depth)
+        margin = 0.1 * (data.high - data.low)
+        self.clip = (data.low - margin, data.high + margin)
+
+    def training_step(self, batch: Tensor, player: str = "model") -> LossTerms:
+        t = torch.randint(0, self.schedule.timesteps, (batch.shape[0],), device=batch.device)
+        eps = torch.randn_like(batch)
+        pred = self.eps(self.schedule.add_noise(batch, eps, t), t)
+        return weighted_total({"noise": self.noise_loss(pred, eps)}, self.losses)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        sampler: Literal["ddpm", "ddim"] | None = None,
+        steps: int | None = None,
+    ) -> Tensor:
+        sampler = sampler or self.opts.sampler
+        x = self._noise(n, *self.data.shape, generator=generator)  # x_T
+        T = self.schedule.timesteps
+        if sampler == "ddpm":
+            for t in range(T - 1, -1, -1):
+                x0, _ = self._x0_eps(x, t)
+                x = self.schedule.ddpm_step(x, x0, t, self._noise(*x.shape, generator=generator))
+            return x
+        k = min(steps or self.opts.sample_steps, T)
+        times = torch.linspace(T - 1, 0, k).round().long().tolist()
+        for i, t in enumerate(times):
+            x0, eps = self._x0_eps(x, t)
+            x = self.schedule.ddim_step(x0, eps, times[i + 1] if i + 1 < k else -1)
+        return x
+
+    def _x0_eps(self, x: Tensor, t: int) -> tuple[Tensor, Tensor]:
+        tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+        eps = self.eps(x, tt)
+        x0 = self.schedule.predict_x0(x, eps, tt).clamp(*self.clip)
+        ab = self.schedule.alpha_bar[t]
+        eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()  # consistent with the clipped x0
+        return x0, eps

@@ -1,0 +1,1 @@
+"""Training: the one loop (plain PyTorch) and, beside it, the Ray Train launcher."""

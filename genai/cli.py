@@ -21,7 +21,7 @@ app = typer.Typer(
 
 @app.callback()
 def _group() -> None:
-    """Stages: prepare (more come with train, sweep, evaluate, generate, run)."""
+    """Stages: prepare, train."""
 
 
 JSON_HELP = "print one JSON object as the last line of stdout"
@@ -80,6 +80,38 @@ def prepare(
         as_json,
         f"{verb} {result['dataset']} version {result['version']} ({rows})\n  -> {result['uri']}",
     )
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(None, help="YAML run config (data, model, loss, train)"),
+    overrides: list[str] = typer.Option(
+        None, "--set", help="override a field: --set train.epochs=3 (repeatable)"
+    ),
+    store: str = typer.Option(
+        None, help="artifact store URI (default $GENAI_STORE or ./artifacts)"
+    ),
+    ray_address: str = typer.Option(None, help="Ray head address or 'auto' (default: local)"),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Train a model on Ray Train; re-running the same job resumes it or finds it finished."""
+    from genai.config import RunConfig, load_config
+    from genai.storage import ArtifactStore
+
+    run = load_config(RunConfig, config, overrides=overrides or ())
+    store_uri = ArtifactStore(store).uri
+
+    from flows.train import train_flow
+
+    result = train_flow(run=run, store=store_uri, ray_address=ray_address)
+    out = {k: result[k] for k in ("run_id", "uri", "epochs", "metrics")}
+    shown = ", ".join(
+        f"{k} {v:.4g}"
+        for k, v in result["metrics"].items()
+        if k not in ("epoch_s", "param_divergence")
+    )
+    verb = "already finished" if result["reused"] else f"trained {result['epochs']} epochs"
+    emit(out, as_json, f"{result['run_id']}: {verb}\n  {shown}\n  -> {result['uri']}")
 
 
 def main() -> None:

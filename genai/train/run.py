@@ -1,0 +1,109 @@
+"""Run bookkeeping: deterministic run ids, the resolved config, metrics as a long Parquet table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from genai.config import RunConfig
+from genai.storage import ArtifactStore, StoreError
+
+
+def run_key(run_id: str) -> str:
+    return f"runs/{run_id}"
+
+
+def run_id_for(cfg: RunConfig, dataset_version: str) -> str:
+    """``{family}-{hash}``: the hash of the resolved config and the dataset version, so the same
+    job resumes by name; ``train.run_id`` wins when given."""
+    if cfg.train.run_id:
+        return cfg.train.run_id
+    payload = cfg.model_dump(mode="json")
+    payload["train"].pop("run_id", None)
+    payload["dataset_version"] = dataset_version
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{cfg.model.family}-{digest}"
+
+
+def metrics_table(run_id: str, history: Iterable[Mapping[str, float]]) -> pa.Table:
+    """One row per epoch per logged term: run_id, epoch, term, value."""
+    rows: dict[str, list] = {"run_id": [], "epoch": [], "term": [], "value": []}
+    for entry in history:
+        for term, value in entry.items():
+            if term == "epoch":
+                continue
+            rows["run_id"].append(run_id)
+            rows["epoch"].append(int(entry["epoch"]))
+            rows["term"].append(term)
+            rows["value"].append(float(value))
+    schema = pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("epoch", pa.int64()),
+            ("term", pa.string()),
+            ("value", pa.float64()),
+        ]
+    )
+    return pa.table(rows, schema=schema)
+
+
+def write_metrics(store: ArtifactStore, run_id: str, history: list[Mapping[str, float]]) -> str:
+    return store.write_table(f"{run_key(run_id)}/metrics.parquet", metrics_table(run_id, history))
+
+
+def history_of(table: pa.Table) -> list[dict[str, float]]:
+    """metrics.parquet back to one dict per epoch."""
+    out: dict[int, dict[str, float]] = {}
+    for epoch, term, value in zip(
+        table.column("epoch").to_pylist(),
+        table.column("term").to_pylist(),
+        table.column("value").to_pylist(),
+        strict=True,
+    ):
+        out.setdefault(epoch, {"epoch": epoch})[term] = value
+    return [out[e] for e in sorted(out)]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run left in the store."""
+
+    run_id: str
+    uri: str
+    epochs: int
+    metrics: dict[str, float]
+    checkpoint: str | None
+    dataset: dict[str, Any]
+    resumed_from_epoch: int | None = None
+    reused: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "uri": self.uri,
+            "epochs": self.epochs,
+            "metrics": self.metrics,
+        }
+
+
+def latest_checkpoint(store: ArtifactStore, run_id: str) -> str:
+    """Key of the newest checkpoint's state file of a run (``.../epoch-NNNNN/state.pt``)."""
+    files = [k for k in store.list(f"{run_key(run_id)}/checkpoints") if k.endswith("/state.pt")]
+    if not files:
+        raise StoreError(f"run {run_id} has no checkpoint under {store.key_uri(run_key(run_id))}")
+    return max(files)
+
+
+def read_state(store: ArtifactStore, run_id: str) -> dict[str, Any]:
+    """The newest checkpoint of a run: model and optimiser states, epoch, step, history."""
+    import io
+
+    import torch
+
+    data = store.read_bytes(latest_checkpoint(store, run_id))
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)

@@ -19,6 +19,15 @@ def prepare_dataset(data: DataConfig, store: str | None, ray_address: str | None
     return {**prepared.summary(), "created": prepared.created}
 
 
+@task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_on_io)
+def feature_network(dataset: str, version: str, store: str | None) -> float | None:
+    """Labelled image data: train (once) the domain feature network; its test accuracy."""
+    from genai.evaluate.features import ensure_feature_net
+
+    trained = ensure_feature_net(ArtifactStore(store), f"datasets/{dataset}/{version}")
+    return None if trained is None else trained.test_accuracy
+
+
 @flow(name="prepare-data", log_prints=True)
 def prepare_data(
     data: DataConfig = DataConfig(),
@@ -27,6 +36,9 @@ def prepare_data(
 ) -> dict[str, Any]:
     """Prepare ``data`` into the store (default ``$GENAI_STORE`` or ``file://./artifacts``)."""
     result = prepare_dataset(data, store, ray_address)
+    accuracy = feature_network(result["dataset"], result["version"], store)
+    if accuracy is not None:
+        result["feature_net_test_accuracy"] = accuracy
     what = "prepared" if result["created"] else "already prepared"
     get_run_logger().info(
         "%s %s/%s at %s", what, result["dataset"], result["version"], result["uri"]

@@ -21,10 +21,14 @@ app = typer.Typer(
 
 @app.callback()
 def _group() -> None:
-    """Stages: prepare, train."""
+    """Stages: prepare, train, sweep, evaluate, generate."""
 
 
-JSON_HELP = "print one JSON object as the last line of stdout"
+# Options every command shares.
+STORE = typer.Option(None, help="artifact store URI (default $GENAI_STORE or ./artifacts)")
+RAY_ADDRESS = typer.Option(None, help="Ray head address or 'auto' (default: start a local Ray)")
+AS_JSON = typer.Option(False, "--json", help="print one JSON object as the last line of stdout")
+OVERRIDES = typer.Option(None, "--set", help="override a config field: --set train.epochs=3")
 
 
 def emit(result: dict[str, Any], as_json: bool, human: str) -> None:
@@ -46,11 +50,9 @@ def prepare(
     label_column: str = typer.Option(None, help="integer label column (source parquet)"),
     name: str = typer.Option(None, help="dataset name (default: the source's)"),
     config: Path = typer.Option(None, help="YAML data config; options above override it"),
-    store: str = typer.Option(
-        None, help="artifact store URI (default $GENAI_STORE or ./artifacts)"
-    ),
-    ray_address: str = typer.Option(None, help="Ray head address or 'auto' (default: local)"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    store: str = STORE,
+    ray_address: str = RAY_ADDRESS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Prepare a dataset: validate, normalise, split, write Parquet to the store."""
     from genai.config import DataConfig, load_config
@@ -85,14 +87,10 @@ def prepare(
 @app.command()
 def train(
     config: Path = typer.Argument(None, help="YAML run config (data, model, loss, train)"),
-    overrides: list[str] = typer.Option(
-        None, "--set", help="override a field: --set train.epochs=3 (repeatable)"
-    ),
-    store: str = typer.Option(
-        None, help="artifact store URI (default $GENAI_STORE or ./artifacts)"
-    ),
-    ray_address: str = typer.Option(None, help="Ray head address or 'auto' (default: local)"),
-    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    overrides: list[str] = OVERRIDES,
+    store: str = STORE,
+    ray_address: str = RAY_ADDRESS,
+    as_json: bool = AS_JSON,
 ) -> None:
     """Train a model on Ray Train; re-running the same job resumes it or finds it finished."""
     from genai.config import RunConfig, load_config
@@ -114,14 +112,123 @@ def train(
     emit(out, as_json, f"{result['run_id']}: {verb}\n  {shown}\n  -> {result['uri']}")
 
 
+@app.command()
+def sweep(
+    config: Path = typer.Argument(None, help="YAML base run config (data, model, loss, train)"),
+    space: Path = typer.Option(
+        ..., help="search space YAML, e.g. tune_spaces/vae_loss_weights.yaml"
+    ),
+    trials: int = typer.Option(None, help="configs to sample (default 8)"),
+    search: str = typer.Option(None, help="random | optuna"),
+    scheduler: str = typer.Option(None, help="asha | fifo"),
+    repeats: int = typer.Option(None, help="seeds per sampled config; ranked by the mean"),
+    overrides: list[str] = OVERRIDES,
+    store: str = STORE,
+    ray_address: str = RAY_ADDRESS,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Sweep losses, loss weights and architectures on Ray Tune; every trial judged alike."""
+    from genai.config import RunConfig, SweepConfig, load_config
+    from genai.storage import ArtifactStore
+    from genai.tune.space import load_space
+
+    run = load_config(RunConfig, config, overrides=overrides or ())
+    given = {"space": str(space), "trials": trials, "search": search, "scheduler": scheduler}
+    given["repeats"] = repeats
+    cfg = load_config(
+        SweepConfig, data={k: v for k, v in given.items() if v is not None}, prefix="sweep"
+    )
+    load_space(cfg.space, run)  # a bad space fails here, in well under a second, before Ray
+    store_uri = ArtifactStore(store).uri
+
+    from flows.sweep import sweep_flow
+
+    result = sweep_flow(run=run, sweep=cfg, store=store_uri, ray_address=ray_address)
+    out = {k: result[k] for k in ("sweep_id", "uri", "trials", "best")}
+    best = result["best"]
+    counts = ", ".join(f"{v} {k}" for k, v in result["counts"].items())
+    params = "\n".join(f"    {k} = {v}" for k, v in best["params"].items())
+    emit(
+        out,
+        as_json,
+        f"sweep {result['sweep_id']}: {result['trials']} trials ({counts})\n"
+        f"  best {best['metric']} {best['score']:.4g} (trial {best['trial_id']}):\n{params}\n"
+        f"  -> {result['uri']}",
+    )
+
+
+@app.command()
+def evaluate(
+    run_id: str = typer.Argument(..., help="a run id (genai train prints it)"),
+    n_samples: int = typer.Option(None, help="samples to draw (default 2500)"),
+    split: str = typer.Option(None, help="reference split: test | val"),
+    seed: int = typer.Option(None, help="sampling seed"),
+    store: str = STORE,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Judge a trained run with loss-independent metrics, each beside its floor."""
+    from genai.config import EvaluateConfig, load_config
+    from genai.runs import check_run
+    from genai.storage import ArtifactStore
+
+    given = {"n_samples": n_samples, "split": split, "seed": seed}
+    cfg = load_config(
+        EvaluateConfig, data={k: v for k, v in given.items() if v is not None}, prefix="evaluate"
+    )
+    checked = ArtifactStore(store)
+    check_run(checked, run_id)  # an unknown run fails here, before any flow starts
+    store_uri = checked.uri
+
+    from flows.evaluate import evaluate_flow
+
+    result = evaluate_flow(run_id=run_id, evaluate=cfg, store=store_uri)
+    lines = [f"{run_id}: {cfg.n_samples} samples against the {cfg.split} split"]
+    for name, value in result["metrics"].items():
+        floor = result["floors"][name]
+        lines.append(
+            f"  {name:<16} {value:>10.4g}" + (f"   floor {floor:.4g}" if floor is not None else "")
+        )
+    lines.append(f"  -> {result['uri']}")
+    emit(result, as_json, "\n".join(lines))
+
+
+@app.command()
+def generate(
+    run_id: str = typer.Argument(..., help="a run id (genai train prints it)"),
+    n: int = typer.Option(None, "--n", help="how many samples (default 64)"),
+    seed: int = typer.Option(None, help="sampling seed"),
+    store: str = STORE,
+    as_json: bool = AS_JSON,
+) -> None:
+    """Draw samples from a trained run: Parquet in data units, plus a picture and loss curves."""
+    from genai.config import GenerateConfig, load_config
+    from genai.runs import check_run
+    from genai.storage import ArtifactStore
+
+    given = {"n": n, "seed": seed}
+    cfg = load_config(
+        GenerateConfig, data={k: v for k, v in given.items() if v is not None}, prefix="generate"
+    )
+    checked = ArtifactStore(store)
+    check_run(checked, run_id)  # an unknown run fails here, before any flow starts
+    store_uri = checked.uri
+
+    from flows.generate import generate_flow
+
+    result = generate_flow(run_id=run_id, generate=cfg, store=store_uri)
+    files = "\n".join(f"  {k}: {v}" for k, v in result["files"].items())
+    emit(result, as_json, f"{result['n']} samples of {run_id}\n{files}")
+
+
 def main() -> None:
     """Entry point: user errors become one readable message and exit status 2."""
     from genai.data.sources import DataError
+    from genai.evaluate.evaluate import EvaluationError
     from genai.storage import StoreError
 
     try:
         app()
-    except (ConfigError, DataError, StoreError) as err:
+    except (ConfigError, DataError, StoreError, EvaluationError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

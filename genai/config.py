@@ -150,6 +150,8 @@ FAMILY_SLOTS: Mapping[str, Mapping[str, tuple[tuple[str, ...], bool]]] = Mapping
                 ("minimax", "non_saturating", "hinge", "least_squares", "wasserstein"),
                 True,
             ),
+            # any discriminator; with wasserstein it is WGAN-GP (Fedus et al. 2018 use it with
+            # non_saturating too, arXiv:1710.08446)
             "gradient_penalty": (("gradient_penalty",), False),
             "feature_matching": (("feature_matching", "perceptual"), False),
         },
@@ -229,10 +231,21 @@ class RunConfig(StrictModel):
                     f" {', '.join(repr(a) for a in allowed)} (slot {slot!r} of"
                     f" {self.model.family!r})"
                 )
-        if "gradient_penalty" in self.loss and self.loss["adversarial"].name != "wasserstein":
+        image = self.data.source == "digits" or (
+            self.data.source == "parquet"
+            and self.data.shape is not None
+            and len(self.data.shape) >= 2
+        )
+        if self.model.arch.body == "conv" and not image:
             raise ValueError(
-                "loss.gradient_penalty: WGAN-GP needs loss.adversarial.name = 'wasserstein',"
-                f" got {self.loss['adversarial'].name!r}"
+                f"model.arch.body: 'conv' needs image data; data.source {self.data.source!r}"
+                " gives vectors (a user Parquet is an image with data.shape [H, W]): use 'mlp'"
+            )
+        recon = self.loss.get("reconstruction")
+        if recon is not None and recon.name == "bce" and not image:
+            raise ValueError(
+                f"loss.reconstruction.name: 'bce' needs data in [0, 1] (min-max normalised images);"
+                f" data.source {self.data.source!r} is standardised: use mse, mae or huber"
             )
         return self
 

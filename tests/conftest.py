@@ -74,11 +74,12 @@ def store(request, tmp_path):
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray for the whole session (num_cpus=2)."""
+    """One local Ray for the whole session (num_cpus=2), started as the product starts it."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from genai.cluster import ensure_ray
+
+    ensure_ray(num_cpus=2)
     yield ray
     ray.shutdown()
 

@@ -23,7 +23,7 @@ def read_split(store: ArtifactStore, key: str, split: str) -> tuple[np.ndarray, 
     col = table.column("x").combine_chunks()
     values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     values = values.reshape(len(col), *manifest["shape"])
-    labels = table.column("label").to_numpy() if "label" in table.column_names else None
+    labels = table.column("label").to_numpy().copy() if "label" in table.column_names else None
     return values, labels
 
 

@@ -82,6 +82,17 @@ class GenerativeModel(nn.Module):
         """n samples (n, *shape) in normalised data units."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def sample_batched(
+        self, n: int, *, batch_size: int = 512, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """n samples drawn ``batch_size`` at a time from one generator (reproducible for a seed)."""
+        parts = [
+            self.sample(min(batch_size, n - i), generator=generator)
+            for i in range(0, n, batch_size)
+        ]
+        return torch.cat(parts) if parts else torch.empty(0, *self.data.shape)
+
     def _noise(self, *shape: int, generator: torch.Generator | None = None) -> Tensor:
         device = next(self.parameters()).device
         if generator is not None and generator.device != device:

@@ -20,10 +20,11 @@ from ray.train.torch import TorchTrainer
 from genai.cluster import ensure_ray
 from genai.config import RunConfig
 from genai.data.prepare import prepare
+from genai.evaluate.features import ensure_feature_net
 from genai.models import DataSpec, build_model
+from genai.runs import TrainResult, history_of, needs_features, run_id_for, run_key, write_metrics
 from genai.storage import ArtifactStore, StoreError
 from genai.strict import ConfigError
-from genai.train.run import TrainResult, history_of, run_id_for, run_key, write_metrics
 from genai.train.worker import train_loop_per_worker
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,19 @@ def train(
 ) -> TrainResult:
     """Train ``cfg`` on Ray Train (preparing its data first if the store lacks it)."""
     prepared = prepare(cfg.data, store, ray_address=ray_address)  # idempotent; starts Ray
+    features = None
+    if needs_features(cfg):
+        trained = ensure_feature_net(store, prepared.key)
+        if trained is None:
+            raise ConfigError(
+                "loss: 'perceptual' needs a domain feature network, which only labelled image"
+                f" data has; {prepared.dataset} is {prepared.manifest['kind']}"
+            )
+        features = trained.net.layers
     try:
-        build_model(cfg.model, cfg.loss, DataSpec.from_manifest(prepared.manifest))
+        build_model(
+            cfg.model, cfg.loss, DataSpec.from_manifest(prepared.manifest), features=features
+        )
     except ValueError as err:  # the data does not fit the architecture: a config error
         raise ConfigError(f"{err} (dataset {prepared.dataset}/{prepared.version})") from None
     run_id = run_id_for(cfg, prepared.version)

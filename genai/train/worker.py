@@ -20,10 +20,11 @@ import torch.distributed as dist
 
 from genai.config import RunConfig
 from genai.data.dataset import read_manifest, read_split
+from genai.evaluate.features import ensure_feature_net
 from genai.models import DataSpec, build_model
+from genai.runs import needs_features, write_metrics
 from genai.storage import ArtifactStore
 from genai.train.loop import batches, make_optimizers, train_epoch, unwrap, validation_loss
-from genai.train.run import write_metrics
 
 STATE_FILE = "state.pt"
 
@@ -118,7 +119,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     val_x = torch.from_numpy(read_split(store, config["dataset_key"], "val")[0])[rank::world]
 
     torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
-    family = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(manifest))
+    features = None
+    if needs_features(cfg):  # trained and stored by the driver before the workers start
+        features = ensure_feature_net(store, config["dataset_key"]).net.to(device).layers
+    family = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(manifest), features=features)
     multi_player = len(family.players) > 1
     model = ray.train.torch.prepare_model(
         family, parallel_strategy_kwargs={"find_unused_parameters": multi_player}

@@ -64,11 +64,10 @@ def test_cross_field_checks_say_how_to_fix():
     )
     msg = error_of(RunConfig, {"data.split.train": 0.7})
     assert "data.split: train + val + test must be 1" in msg
-    msg = error_of(
-        RunConfig,
-        {"model.family": "gan", "loss.gradient_penalty.name": "gradient_penalty"},
-    )
-    assert "WGAN-GP needs loss.adversarial.name = 'wasserstein'" in msg
+    msg = error_of(RunConfig, {"data.source": "moons", "model.arch.body": "conv"})
+    assert "model.arch.body: 'conv' needs image data; data.source 'moons' gives vectors" in msg
+    msg = error_of(RunConfig, {"data.source": "ring8", "loss.reconstruction.name": "bce"})
+    assert "loss.reconstruction.name: 'bce' needs data in [0, 1]" in msg
 
 
 def test_defaults_fill_required_slots_and_are_frozen():

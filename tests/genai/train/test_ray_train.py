@@ -9,10 +9,10 @@ import torch
 
 from genai.config import RunConfig, load_config
 from genai.data.sources import DataError
+from genai.runs import history_of, read_state
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
 from genai.train.launcher import TrainError, train
-from genai.train.run import history_of, read_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 

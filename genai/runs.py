@@ -107,3 +107,74 @@ def read_state(store: ArtifactStore, run_id: str) -> dict[str, Any]:
 
     data = store.read_bytes(latest_checkpoint(store, run_id))
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+
+def dataset_key_of(saved_config: dict[str, Any]) -> str:
+    ds = saved_config["dataset"]
+    return f"datasets/{ds['dataset']}/{ds['version']}"
+
+
+def needs_features(cfg: RunConfig) -> bool:
+    """Whether a loss slot uses the dataset's domain feature network."""
+    return any(spec.name == "perceptual" for spec in cfg.loss.values())
+
+
+def load_trained(store: ArtifactStore, run_id: str):
+    """(model in eval mode with its newest weights, RunConfig, dataset manifest, dataset key)."""
+    from genai.data.dataset import read_manifest
+    from genai.models import DataSpec, build_model
+
+    check_run(store, run_id)
+    saved = store.read_json(f"{run_key(run_id)}/config.json")
+    cfg = RunConfig.model_validate(saved["config"])
+    dkey = dataset_key_of(saved)
+    manifest = read_manifest(store, dkey)
+    state = read_state(store, run_id)  # a run without a checkpoint fails here, by name
+    features = None
+    if needs_features(cfg):
+        from genai.evaluate.features import ensure_feature_net
+
+        features = ensure_feature_net(store, dkey).net.layers
+    model = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(manifest), features=features)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, cfg, manifest, dkey
+
+
+def save_run(
+    store: ArtifactStore,
+    run_id: str,
+    cfg: RunConfig,
+    dataset: dict[str, Any],
+    model_state: dict[str, Any],
+    history: list[dict[str, float]],
+) -> str:
+    """Store a run fitted in this process (``fit_local``) in the layout Ray Train runs leave:
+    config.json, metrics.parquet, checkpoints/epoch-NNNNN/state.pt, result.json last."""
+    import io
+
+    import torch
+
+    key = run_key(run_id)
+    epoch = len(history) - 1
+    store.write_json(
+        f"{key}/config.json",
+        {"run_id": run_id, "config": cfg.model_dump(mode="json"), "dataset": dataset},
+    )
+    write_metrics(store, run_id, history)
+    buf = io.BytesIO()
+    torch.save({"model": model_state, "epoch": epoch, "step": None, "history": history}, buf)
+    store.write_bytes(f"{key}/checkpoints/epoch-{epoch:05d}/state.pt", buf.getvalue())
+    final = {k: v for k, v in history[-1].items() if k != "epoch"}
+    result = {"run_id": run_id, "uri": store.key_uri(key), "epochs": len(history), "metrics": final}
+    store.write_json(f"{key}/result.json", {**result, "checkpoint": None, "dataset": dataset})
+    return store.key_uri(key)
+
+
+def check_run(store: ArtifactStore, run_id: str) -> None:
+    """Fail fast, naming the run, when it does not exist or has no checkpoint yet."""
+    if not store.exists(f"{run_key(run_id)}/config.json"):
+        known = sorted({k.split("/")[1] for k in store.list("runs") if k.endswith("/config.json")})
+        listed = ", ".join(known[:10]) or "none"
+        raise StoreError(f"no run {run_id!r} in {store.uri} (runs there: {listed})")
+    latest_checkpoint(store, run_id)

@@ -1,0 +1,1 @@
+"""Loss-independent quality metrics, the domain feature network, and run evaluation."""

@@ -1,0 +1,1 @@
+"""Sweeps on Ray Tune: search spaces, trials judged by a loss-independent score, the table."""

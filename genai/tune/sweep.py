@@ -1,0 +1,236 @@
+"""The sweep driver: Ray Tune's Tuner over :func:`run_trial`, ASHA, random or Optuna search.
+
+``sweeps/{sweep_id}/``: ``tune/`` (Tune's experiment state, so an interrupted sweep resumes),
+``trials.parquet`` (one row per trial), ``best.json`` and ``plot.png``, written last.
+``sweep_id`` is a hash of the base config, the space file's content and the sweep settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from genai.cluster import ensure_ray
+from genai.config import RunConfig, SweepConfig
+from genai.data.prepare import prepare
+from genai.evaluate.features import ensure_feature_net
+from genai.storage import ArtifactStore
+from genai.strict import ConfigError
+from genai.tune.space import SearchSpace, load_space
+from genai.tune.table import plot_sweep, trials_table
+from genai.tune.trial import run_trial
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    sweep_id: str
+    uri: str
+    trials: int
+    best: dict[str, Any]
+    counts: dict[str, int]
+    reused: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "sweep_id": self.sweep_id,
+            "uri": self.uri,
+            "trials": self.trials,
+            "best": self.best,
+        }
+
+
+def sweep_id_for(base: RunConfig, space_path: str, cfg: SweepConfig) -> str:
+    payload = {
+        "base": base.model_dump(mode="json"),
+        "space": Path(space_path).read_text(),
+        "sweep": cfg.model_dump(mode="json", exclude={"space", "max_concurrent"}),
+    }
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{Path(space_path).stem}-{digest}"
+
+
+def to_tune(param) -> Any:
+    a = param.args
+    match param.kind:
+        case "choice":
+            return tune.choice(list(a))
+        case "grid":
+            return tune.grid_search(list(a))
+        case "uniform":
+            return tune.uniform(a[0], a[1])
+        case "loguniform":
+            return tune.loguniform(a[0], a[1])
+        case "randint":  # ours includes high; Tune's excludes it
+            return tune.randint(int(a[0]), int(a[1]) + 1)
+        case "quniform":
+            return tune.quniform(a[0], a[1], a[2])
+    raise ConfigError(f"{param.path}: unknown distribution {param.kind!r}")
+
+
+class Progress(tune.Callback):
+    """One line per change: trials done / stopped early / running / failed, best so far."""
+
+    def __init__(self, total: int):
+        self.total, self.best, self.best_trial, self.last = total, math.inf, None, ""
+
+    def _line(self, trials) -> None:
+        done = sum(t.status == "TERMINATED" for t in trials)
+        failed = sum(t.status == "ERROR" for t in trials)
+        running = sum(t.status == "RUNNING" for t in trials)
+        best = (
+            f"best score {self.best:.4g} ({self.best_trial})" if self.best_trial else "no score yet"
+        )
+        line = f"sweep: {done}/{self.total} done, {running} running, {failed} failed; {best}"
+        if line != self.last:
+            print(line, file=sys.stderr, flush=True)
+            self.last = line
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("score", math.inf) < self.best:
+            self.best, self.best_trial = result["score"], trial.trial_id
+        self._line(trials)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._line(trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._line(trials)
+
+
+def make_search(cfg: SweepConfig, space: SearchSpace, concurrency: int):
+    if cfg.search == "random":
+        return None
+    if any(p.kind == "grid" for p in space.params):
+        raise ConfigError(f"sweep.search: 'optuna' cannot take 'grid' distributions ({space.path})")
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    return ConcurrencyLimiter(OptunaSearch(seed=0), max_concurrent=concurrency)
+
+
+def load_finished(store: ArtifactStore, key: str, sweep_id: str) -> SweepResult | None:
+    if not store.exists(f"{key}/best.json"):
+        return None
+    best = store.read_json(f"{key}/best.json")
+    return SweepResult(sweep_id, store.key_uri(key), best["trials"], best, best["counts"], True)
+
+
+def sweep(
+    base: RunConfig,
+    cfg: SweepConfig,
+    store: ArtifactStore,
+    *,
+    ray_address: str | None = None,
+    space: SearchSpace | None = None,
+) -> SweepResult:
+    """Run (or resume, or find finished) the sweep of ``cfg.space`` around ``base``."""
+    space = space or load_space(cfg.space, base)  # every error here comes before Ray starts
+    sweep_id = sweep_id_for(base, cfg.space, cfg)
+    key = f"sweeps/{sweep_id}"
+    done = load_finished(store, key, sweep_id)
+    if done is not None:
+        return done
+    prepared = prepare(base.data, store, ray_address=ray_address)
+    if prepared.manifest["kind"] == "image":
+        ensure_feature_net(store, prepared.key)  # once, here, not in every trial
+    ensure_ray(ray_address)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    concurrency = min(cfg.max_concurrent or cpus, cpus)
+    ctx = {
+        "base": base.model_dump(mode="json"),
+        "store": store.uri,
+        "dataset_key": prepared.key,
+        "repeats": cfg.repeats,
+    }
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": 1})
+    epochs = base.train.epochs
+    scheduler = (
+        ASHAScheduler(
+            max_t=epochs,
+            grace_period=min(cfg.grace_period, epochs),
+            reduction_factor=cfg.reduction_factor,
+        )
+        if cfg.scheduler == "asha"
+        else FIFOScheduler()
+    )
+    fs, path = store.arrow_filesystem(key)
+    run_config = tune.RunConfig(
+        name="tune",
+        storage_path=path,
+        storage_filesystem=fs,
+        failure_config=tune.FailureConfig(max_failures=0),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        callbacks=[Progress(cfg.trials)],
+        verbose=0,
+    )
+    experiment = f"{path}/tune"
+    start = time.perf_counter()
+    if tune.Tuner.can_restore(experiment, storage_filesystem=fs):
+        log.info("resuming sweep %s from %s", sweep_id, store.key_uri(f"{key}/tune"))
+        tuner = tune.Tuner.restore(
+            experiment,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+            storage_filesystem=fs,
+        )
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={p.path: to_tune(p) for p in space.params},
+            tune_config=tune.TuneConfig(
+                metric="score",
+                mode="min",
+                num_samples=cfg.trials,
+                scheduler=scheduler,
+                search_alg=make_search(cfg, space, concurrency),
+                max_concurrent_trials=concurrency,
+                reuse_actors=True,
+            ),
+            run_config=run_config,
+        )
+    grid = tuner.fit()
+    table = trials_table(grid, space, epochs)
+    store.write_table(f"{key}/trials.parquet", table)
+    rows = table.to_pylist()
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "failed")}
+    scored = [r for r in rows if r["status"] != "failed" and r["score"] is not None]
+    if not scored:
+        raise RuntimeError(f"sweep {sweep_id}: every trial failed; first error: {rows[0]['error']}")
+    best_row = min(scored, key=lambda r: r["score"])
+    params = {p.path: best_row[p.path] for p in space.params}
+    best = {
+        "sweep_id": sweep_id,
+        "trial_id": best_row["trial_id"],
+        "params": params,
+        "score": best_row["score"],
+        "score_std": best_row["score_std"],
+        "metric": "fid" if prepared.manifest["kind"] == "image" else "mmd2",
+        "config": _merged(base, params),
+        "trials": len(rows),
+        "counts": counts,
+        "wall_s": round(time.perf_counter() - start, 2),
+    }
+    store.write_bytes(f"{key}/plot.png", plot_sweep(rows, space, best["metric"]))
+    store.write_json(f"{key}/best.json", best)  # written last: the sweep is complete
+    return SweepResult(sweep_id, store.key_uri(key), len(rows), best, counts)
+
+
+def _merged(base: RunConfig, params: dict[str, Any]) -> dict[str, Any]:
+    from genai.tune.space import trial_config
+
+    return trial_config(base, params).model_dump(mode="json")

@@ -1,0 +1,86 @@
+"""The trial table (one row per trial) and the sweep plot, from a Tune ResultGrid."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import pyarrow as pa
+
+from genai.tune.space import SearchSpace
+
+
+def error_line(error: BaseException | None) -> str | None:
+    """The line of a trial's error that names the exception (not the whole traceback)."""
+    if error is None:
+        return None
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    named = [ln for ln in lines if "Error" in ln.split(":")[0] or "Exception" in ln.split(":")[0]]
+    return (named[-1] if named else lines[-1] if lines else type(error).__name__)[:500]
+
+
+def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
+    rows: list[dict[str, Any]] = []
+    for result in grid:
+        config = result.config or {}
+        frame = result.metrics_dataframe
+        history = frame.to_dict("records") if frame is not None and len(frame) else []
+        scores = [float(h["score"]) for h in history if "score" in h]
+        last = history[-1] if history else {}
+        status = (
+            "failed" if result.error else ("finished" if len(scores) >= max_epochs else "stopped")
+        )
+        row = {
+            "trial_id": last.get("trial_id") or os.path.basename(str(result.path)),
+            **{p.path: config.get(p.path) for p in space.params},
+            "seeds": last.get("seeds"),
+            "epochs": len(scores),
+            "score_by_epoch": scores,
+            "score": scores[-1] if scores else None,
+            "score_std": float(last["score_std"]) if "score_std" in last else None,
+            "status": status,
+            "error": error_line(result.error),
+            "wall_s": float(last.get("time_total_s", 0.0)) if last else None,
+        }
+        for extra in ("modes", "high_quality", "reverse_kl"):
+            if extra in last:
+                row[extra] = float(last[extra])
+        rows.append(row)
+    for p in space.params:  # a choice of mixed types becomes text
+        kinds = {type(r[p.path]) for r in rows if r[p.path] is not None}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            for r in rows:
+                r[p.path] = None if r[p.path] is None else str(r[p.path])
+    return pa.Table.from_pylist(sorted(rows, key=lambda r: r["trial_id"]))
+
+
+def plot_sweep(rows: list[dict[str, Any]], space: SearchSpace, metric: str) -> bytes:
+    """The score against each swept parameter (one panel each); failed trials left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r["score"] is not None and r["status"] != "failed"]
+    n = len(space.params)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
+    for ax, p in zip(axes[0], space.params, strict=True):
+        values = [r[p.path] for r in ok]
+        numeric = all(isinstance(v, int | float) for v in values)
+        colors = ["tab:blue" if r["status"] == "finished" else "tab:orange" for r in ok]
+        if numeric:
+            ax.scatter(values, [r["score"] for r in ok], c=colors)
+            if p.kind == "loguniform":
+                ax.set_xscale("log")
+        else:
+            labels = sorted({str(v) for v in values})
+            ax.scatter([labels.index(str(v)) for v in values], [r["score"] for r in ok], c=colors)
+            ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=7)
+        ax.set_xlabel(p.path, fontsize=8)
+        ax.set_ylabel(f"{metric} (lower is better)", fontsize=8)
+    fig.suptitle("blue: ran to the end, orange: stopped early by ASHA", fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,81 @@
+"""Metrics on known cases: identical sets, exact mixture samples, collapse, hand-worked MMD."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from genai.data.sources import GRID25_STD, RING8_STD, gaussian_mixture, grid25_modes, ring8_modes
+from genai.evaluate.features import FeatureNet
+from genai.evaluate.images import density_coverage, fid_kid, inception_score, precision_recall
+from genai.evaluate.points import median_bandwidth, mode_metrics, rbf_mmd2
+
+
+def test_exact_ring8_samples_capture_every_mode():
+    x, _ = gaussian_mixture(ring8_modes(), RING8_STD, 2500, seed=0)
+    m = mode_metrics(x, ring8_modes(), RING8_STD)
+    assert m["modes"] == 8
+    # Euclidean distance < 3 std in 2-D holds with probability 1 - exp(-9/2) = 98.9%
+    assert m["high_quality"] == pytest.approx(1 - math.exp(-4.5), abs=0.006)
+    assert m["reverse_kl"] < 0.01
+
+
+def test_exact_grid25_samples_capture_every_mode():
+    x, _ = gaussian_mixture(grid25_modes(), GRID25_STD, 2500, seed=1)
+    m = mode_metrics(x, grid25_modes(), GRID25_STD)
+    assert m["modes"] == 25 and m["high_quality"] > 0.98 and m["reverse_kl"] < 0.03
+
+
+def test_total_collapse_gives_one_mode_and_reverse_kl_log8():
+    x = np.tile(ring8_modes()[3], (2500, 1)) + 0.001
+    m = mode_metrics(x, ring8_modes(), RING8_STD)
+    assert m["modes"] == 1 and m["high_quality"] == 1.0
+    assert m["reverse_kl"] == pytest.approx(math.log(8))
+
+
+def test_samples_far_from_every_mode_are_low_quality():
+    m = mode_metrics(np.zeros((100, 2)), ring8_modes(), RING8_STD)
+    assert m == {"modes": 0.0, "high_quality": 0.0, "reverse_kl": math.inf}
+
+
+def test_mmd_hand_computed():
+    # x = {0, 1}, y = {0, 2} in 1-D, h = 1: k(a,b) = exp(-(a-b)^2 / 2)
+    x, y = torch.tensor([[0.0], [1.0]]), torch.tensor([[0.0], [2.0]])
+    k = lambda d: math.exp(-(d**2) / 2)  # noqa: E731
+    sxx, syy = k(1), k(2)  # the one off-diagonal pair each
+    sxy = (k(0) + k(2) + k(1) + k(1)) / 4
+    assert rbf_mmd2(x, y, 1.0) == pytest.approx(sxx + syy - 2 * sxy)
+    same = torch.randn(200, 2)
+    assert abs(rbf_mmd2(same, same.clone(), median_bandwidth(same, same))) < 0.02
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return FeatureNet((8, 8), 10).eval().requires_grad_(False)
+
+
+def test_identical_image_sets_fid_zero_and_full_precision_recall(net):
+    images = torch.rand(300, 8, 8)
+    assert fid_kid(net, images, images.clone())["fid"] == pytest.approx(0.0, abs=1e-3)
+    feats = net(images).double()
+    assert precision_recall(feats, feats.clone()) == {"precision": 1.0, "recall": 1.0}
+    dc = density_coverage(feats, feats.clone(), k=5)
+    # every ball B(x_i, r_5(x_i)) holds its 5 neighbours and its centre: density = (k + 1) / k
+    assert dc["coverage"] == 1.0 and dc["density"] == pytest.approx(6 / 5)
+
+
+def test_a_shifted_distribution_scores_worse_than_a_fresh_sample(net):
+    a, fresh, shifted = torch.rand(300, 8, 8), torch.rand(300, 8, 8), torch.rand(300, 8, 8) * 0.2
+    same, other = fid_kid(net, a, fresh), fid_kid(net, a, shifted)
+    assert other["fid"] > 20 * same["fid"] and other["kid"] > same["kid"]
+    pr = precision_recall(net(a).double(), net(shifted).double())
+    assert pr["precision"] < 0.5 and pr["recall"] < 0.5
+
+
+def test_inception_score_bounds(net):
+    score = inception_score(net, torch.rand(200, 8, 8))
+    assert 1.0 <= score <= 10.0

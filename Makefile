@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: setup
-	$(BIN)/genai prepare --source digits
+	$(BIN)/genai run
 
 lint: setup
 	$(BIN)/ruff check .
@@ -30,6 +30,9 @@ test: lint
 
 bench: setup
 	$(BIN)/python bench/prepare.py
+	$(BIN)/python bench/train_overhead.py
+	$(BIN)/python bench/sweep_efficiency.py
+	$(BIN)/python bench/quality.py
 
 clean:
 	rm -rf $(VENV) artifacts .pytest_cache

@@ -21,7 +21,7 @@ app = typer.Typer(
 
 @app.callback()
 def _group() -> None:
-    """Stages: prepare, train, sweep, evaluate, generate."""
+    """The pipeline (run) and its stages: prepare, train, sweep, evaluate, generate."""
 
 
 # Options every command shares.
@@ -38,6 +38,68 @@ def emit(result: dict[str, Any], as_json: bool, human: str) -> None:
         print(json.dumps(result, default=str), flush=True)
     else:
         print(human, flush=True)
+
+
+DEMO = Path("configs/demo.yaml")
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(None, help="pipeline YAML (default: configs/demo.yaml)"),
+    overrides: list[str] = OVERRIDES,
+    store: str = STORE,
+    ray_address: str = RAY_ADDRESS,
+    force: bool = typer.Option(False, "--force", help="redo every stage, even finished ones"),
+    as_json: bool = AS_JSON,
+) -> None:
+    """The main job: prepare -> sweep -> retrain the best -> evaluate -> generate -> summary."""
+    from genai.config import PipelineConfig, load_config
+    from genai.storage import ArtifactStore
+    from genai.tune.space import load_space
+
+    path = config or (DEMO if DEMO.is_file() else None)
+    cfg = load_config(PipelineConfig, path, overrides=overrides or ())
+    base = cfg.model_dump(mode="json", include={"data", "model", "loss", "train"})
+    from genai.config import RunConfig
+
+    load_space(cfg.sweep.space, RunConfig.model_validate(base))  # before anything starts
+    store_uri = ArtifactStore(store).uri
+
+    from flows.pipeline import pipeline_flow
+
+    summary = pipeline_flow(config=cfg, store=store_uri, ray_address=ray_address, force=force)
+    out = {
+        "pipeline_id": summary["pipeline_id"],
+        "summary_uri": summary["summary_uri"],
+        "dataset": summary["dataset"],
+        "sweep": summary["sweep"],
+        "best_run": summary["best_run"],
+        "metrics": summary["metrics"],
+    }
+    emit(out, as_json, summary_table(summary))
+
+
+def summary_table(summary: dict) -> str:
+    """The pipeline's outcome as a small table a person reads at the end of `genai run`."""
+    ds, sw, best = summary["dataset"], summary["sweep"], summary["best_run"]
+    rows = sum(ds["rows"].values())
+    lines = [
+        f"pipeline {summary['pipeline_id']}",
+        f"  dataset   {ds['dataset']}/{ds['version']} ({rows} rows)",
+        f"  sweep     {sw['sweep_id']}: {sw['trials']} trials "
+        + ", ".join(f"{v} {k}" for k, v in sw["counts"].items()),
+        "  best      " + ", ".join(f"{k}={v}" for k, v in summary["best_config"].items()),
+        f"  run       {best['run_id']} ({best['epochs']} epochs)",
+        "",
+        f"  {'metric':<16}{'value':>12}{'floor':>12}",
+    ]
+    for name, value in summary["metrics"].items():
+        floor = summary["floors"].get(name)
+        shown = f"{floor:>12.4g}" if floor is not None else f"{'':>12}"
+        lines.append(f"  {name:<16}{value:>12.4g}{shown}")
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary["stage_seconds"].items())
+    lines += ["", f"  stages    {stages}", f"  summary   {summary['summary_uri']}"]
+    return "\n".join(lines)
 
 
 @app.command()
@@ -220,8 +282,28 @@ def generate(
     emit(result, as_json, f"{result['n']} samples of {run_id}\n{files}")
 
 
+@app.command()
+def serve(
+    cron: str = typer.Option("0 3 * * *", help="schedule of nightly-pipeline (cron)"),
+    store: str = STORE,
+) -> None:
+    """Register and serve the deployments (nightly-pipeline, pipeline, sweep, train) locally.
+
+    Point PREFECT_API_URL at your Prefect server; open its UI to launch runs with typed forms.
+    """
+    from genai.storage import ArtifactStore
+
+    store_uri = ArtifactStore(store).uri if store else None
+    from flows.deployments import serve as serve_deployments
+
+    serve_deployments(cron=cron, store=store_uri)
+
+
 def main() -> None:
     """Entry point: user errors become one readable message and exit status 2."""
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no phoning home
     from genai.data.sources import DataError
     from genai.evaluate.evaluate import EvaluationError
     from genai.storage import StoreError

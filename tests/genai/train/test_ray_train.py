@@ -98,8 +98,7 @@ def test_resume_continues_and_matches_an_uninterrupted_run(store, tmp_path):
     assert resumed.metrics["total"] == pytest.approx(straight.metrics["total"], rel=1e-5)
 
 
-def test_a_worker_dying_once_does_not_fail_the_run(tmp_path):
-    store = ArtifactStore(f"file://{tmp_path}/store")
+def test_a_worker_dying_once_does_not_fail_the_run(store, tmp_path):
     marker = tmp_path / "died"
     cfg = run_config(**{"train.epochs": 3, "train.num_workers": 2, "train.max_failures": 1})
     result = train(cfg, store, fault={"epoch": 1, "rank": 1, "marker": str(marker)})

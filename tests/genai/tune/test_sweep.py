@@ -128,3 +128,22 @@ def test_an_interrupted_sweep_resumes_with_every_trial_once(tmp_path):
     rows = trials_of(store, result.sweep_id)
     assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
     assert all(r["status"] == "finished" and r["epochs"] == 6 for r in rows)
+
+
+def test_optuna_search_with_repeats_ranks_by_the_mean(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "loss.kl.weight: {loguniform: [0.05, 5]}\nmodel.arch.width: {choice: [16, 32]}\n"
+    )
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    base = load_config(RunConfig, data={"data.source": "moons", "data.n": 800, "train.epochs": 2})
+    cfg = SweepConfig(space=str(space), trials=3, search="optuna", repeats=2, scheduler="fifo")
+    result = sweep(base, cfg, store)
+    rows = trials_of(store, result.sweep_id)
+    assert len(rows) == 3 and all(r["status"] == "finished" for r in rows)
+    assert all(r["seeds"] == "0,1000" for r in rows)  # two seeds of each sampled config
+    assert all(r["score_std"] is not None and r["score_std"] > 0 for r in rows)
+    assert result.best["score"] == min(r["score"] for r in rows)
+    assert result.best["score_std"] == next(
+        r["score_std"] for r in rows if r["trial_id"] == result.best["trial_id"]
+    )

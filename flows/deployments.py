@@ -1,0 +1,53 @@
+"""Deployments: ``nightly-pipeline`` on a schedule, and ``pipeline``, ``sweep``, ``train`` to
+launch from the Prefect UI. Parameters are pydantic models with Literal choices and bounds, so the
+UI shows typed forms with dropdowns, and ``enforce_parameter_schema`` rejects bad input before a
+run is created. ``genai serve`` serves them from this process; ``prefect.yaml`` declares the same
+deployments for a work pool.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.pipeline import pipeline_flow
+from flows.sweep import sweep_flow
+from flows.train import train_flow
+
+NIGHTLY_CRON = "0 3 * * *"
+
+
+def deployments(*, cron: str = NIGHTLY_CRON, store: str | None = None) -> list[Any]:
+    """The four deployments; ``store`` becomes every deployment's default store."""
+    common: dict[str, Any] = {"enforce_parameter_schema": True, "tags": ["genai"]}
+    defaults = {"store": store} if store else {}
+    return [
+        pipeline_flow.to_deployment(
+            name="nightly-pipeline",
+            cron=cron,
+            parameters=defaults,
+            description="The demo pipeline every night: re-prepare, sweep, retrain, evaluate.",
+            **common,
+        ),
+        pipeline_flow.to_deployment(
+            name="pipeline",
+            parameters=defaults,
+            description="The whole job, from the UI.",
+            **common,
+        ),
+        sweep_flow.to_deployment(
+            name="sweep", parameters=defaults, description="One sweep, from the UI.", **common
+        ),
+        train_flow.to_deployment(
+            name="train",
+            parameters=defaults,
+            description="One training run, from the UI.",
+            **common,
+        ),
+    ]
+
+
+def serve(*, cron: str = NIGHTLY_CRON, store: str | None = None) -> None:
+    """Register the deployments with the Prefect API and run their flows in this process."""
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*deployments(cron=cron, store=store), print_starting_message=True)

@@ -1,0 +1,201 @@
+"""The ``pipeline`` flow: prepare -> sweep -> retrain the best config -> evaluate -> generate.
+
+Each stage is skipped when the store already holds its result for the same inputs (dataset
+manifest, sweep best.json, run result.json, evaluation and samples with the same settings);
+``force`` removes a stage's artifacts and redoes it. The summary goes to
+``pipelines/{pipeline_id}/summary.json`` and a markdown report to the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from flows.evaluate import artifact_key, evaluate_task
+from flows.generate import generate_task, report
+from flows.prepare import feature_network, prepare_dataset
+from flows.retry import retry_on_io
+from flows.sweep import leaderboard, sweep_task
+from flows.train import train_run
+from genai.config import PipelineConfig, RunConfig
+from genai.storage import ArtifactStore
+
+
+def pipeline_id_for(config: PipelineConfig) -> str:
+    digest = hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
+    return f"{config.name}-{digest.hexdigest()[:12]}"
+
+
+def inputs_hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@task
+def forget(store: str | None, prefix: str) -> None:
+    """--force: remove a stage's artifacts so it runs again."""
+    ArtifactStore(store).delete(prefix)
+
+
+@task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_on_io)
+def stage_done(store: str | None, key: str, inputs: str) -> bool:
+    """Whether the artifact at ``key`` was made from these inputs (its ``inputs.json``)."""
+    s = ArtifactStore(store)
+    return (
+        s.exists(f"{key}/inputs.json") and s.read_json(f"{key}/inputs.json").get("inputs") == inputs
+    )
+
+
+@task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_on_io)
+def mark_done(store: str | None, key: str, inputs: str) -> None:
+    ArtifactStore(store).write_json(f"{key}/inputs.json", {"inputs": inputs})
+
+
+def retrain_config(config: PipelineConfig, best: dict[str, Any]) -> RunConfig:
+    """The sweep's best config, trained for ``retrain_epochs`` on ``train.num_workers`` workers."""
+    tree = dict(best["config"])
+    train = dict(tree["train"])
+    train["epochs"] = config.retrain_epochs or config.train.epochs
+    train["num_workers"] = config.train.num_workers
+    train["run_id"] = None
+    tree["train"] = train
+    return RunConfig.model_validate(tree)
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline_flow(
+    config: PipelineConfig = PipelineConfig(),
+    store: str | None = None,
+    ray_address: str | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """The whole job: which loss, with which weights, on which architecture is best here."""
+    logger = get_run_logger()
+    pipeline_id = pipeline_id_for(config)
+    timings: dict[str, float] = {}
+
+    def timed(stage: str, start: float) -> None:
+        timings[stage] = round(time.perf_counter() - start, 2)
+        logger.info("stage %s: %.1fs", stage, timings[stage])
+
+    t = time.perf_counter()
+    if force:
+        forget(store, f"pipelines/{pipeline_id}")
+    dataset = prepare_dataset(config.data, store, ray_address)
+    accuracy = feature_network(dataset["dataset"], dataset["version"], store)
+    timed("prepare", t)
+
+    t = time.perf_counter()
+    base = RunConfig.model_validate(
+        config.model_dump(mode="json", include={"data", "model", "loss", "train"})
+    )
+    if force:
+        from genai.tune.sweep import sweep_id_for
+
+        forget(store, f"sweeps/{sweep_id_for(base, config.sweep.space, config.sweep)}")
+    swept = sweep_task(base, config.sweep, store, ray_address)
+    timed("sweep", t)
+
+    t = time.perf_counter()
+    best_cfg = retrain_config(config, swept["best"])
+    if force:
+        from genai.runs import run_id_for
+
+        forget(store, f"runs/{run_id_for(best_cfg, dataset['version'])}")
+    trained = train_run(best_cfg, store, ray_address)
+    run_id = trained["run_id"]
+    timed("train", t)
+
+    t = time.perf_counter()
+    eval_inputs = inputs_hash(run_id, config.evaluate.model_dump())
+    if force or not stage_done(store, f"evaluations/{run_id}", eval_inputs):
+        evaluation = evaluate_task(run_id, config.evaluate, store)
+        mark_done(store, f"evaluations/{run_id}", eval_inputs)
+    else:
+        s = ArtifactStore(store)
+        table = s.read_table(f"evaluations/{run_id}/metrics.parquet").to_pylist()
+        evaluation = {
+            "uri": s.key_uri(f"evaluations/{run_id}/metrics.parquet"),
+            "metrics": {r["metric"]: r["value"] for r in table},
+            "floors": {r["metric"]: r["floor"] for r in table},
+        }
+    timed("evaluate", t)
+
+    t = time.perf_counter()
+    gen_inputs = inputs_hash(run_id, config.generate.model_dump())
+    if force or not stage_done(store, f"samples/{run_id}", gen_inputs):
+        samples = generate_task(run_id, config.generate, store)
+        mark_done(store, f"samples/{run_id}", gen_inputs)
+    else:
+        s = ArtifactStore(store)
+        files = {
+            k.rsplit("/", 1)[-1].split(".")[0]: s.key_uri(k) for k in s.list(f"samples/{run_id}")
+        }
+        files.pop("inputs", None)
+        samples = {
+            "run_id": run_id,
+            "uri": files.get("samples"),
+            "n": config.generate.n,
+            "files": files,
+        }
+    timed("generate", t)
+
+    s = ArtifactStore(store)
+    summary = {
+        "pipeline_id": pipeline_id,
+        "dataset": {**{k: dataset[k] for k in ("dataset", "version", "uri", "rows")}},
+        "feature_net_test_accuracy": accuracy,
+        "sweep": {k: swept[k] for k in ("sweep_id", "uri", "trials", "counts")},
+        "best_config": swept["best"]["params"],
+        "best_sweep_score": {swept["best"]["metric"]: swept["best"]["score"]},
+        "best_run": {"run_id": run_id, "uri": trained["uri"], "epochs": trained["epochs"]},
+        "metrics": evaluation["metrics"],
+        "floors": evaluation["floors"],
+        "evaluation_uri": evaluation["uri"],
+        "samples": samples["files"],
+        "stage_seconds": timings,
+    }
+    summary["summary_uri"] = s.write_json(f"pipelines/{pipeline_id}/summary.json", summary)
+    create_markdown_artifact(
+        markdown=pipeline_report(summary, store, samples),
+        key=artifact_key(f"pipeline-{pipeline_id}"),
+        description=f"Pipeline {pipeline_id}: leaderboard, best config, metrics, samples",
+    )
+    return summary
+
+
+def pipeline_report(summary: dict[str, Any], store: str | None, samples: dict[str, Any]) -> str:
+    board = leaderboard(store, summary["sweep"]["sweep_id"], top=10)
+    params = [k for k in summary["best_config"]]
+    lines = [
+        f"# Pipeline `{summary['pipeline_id']}`",
+        "",
+        f"Dataset `{summary['dataset']['dataset']}/{summary['dataset']['version']}`;"
+        f" sweep `{summary['sweep']['sweep_id']}` ({summary['sweep']['trials']} trials);"
+        f" best run `{summary['best_run']['run_id']}`.",
+        "",
+        "## Leaderboard",
+        "",
+        "| trial | " + " | ".join(params) + " | score | status |",
+        "|---|" + "---|" * len(params) + "---:|---|",
+    ]
+    for row in board:
+        score = "" if row["score"] is None else f"{row['score']:.4g}"
+        values = " | ".join(str(row[p]) for p in params)
+        lines.append(f"| {row['trial_id']} | {values} | {score} | {row['status']} |")
+    lines += [
+        "",
+        "## Metrics of the retrained best config",
+        "",
+        "| metric | value | floor |",
+        "|---|---:|---:|",
+    ]
+    for name, value in summary["metrics"].items():
+        floor = summary["floors"].get(name)
+        lines.append(f"| {name} | {value:.4g} | {'' if floor is None else f'{floor:.4g}'} |")
+    lines += ["", report(samples, ArtifactStore(store))]
+    return "\n".join(lines)

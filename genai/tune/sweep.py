@@ -111,8 +111,10 @@ class Progress(tune.Callback):
 
 
 def make_search(cfg: SweepConfig, space: SearchSpace, concurrency: int):
-    if cfg.search == "random":
-        return None
+    if cfg.search == "random":  # seeded: the same sweep samples the same configs
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return BasicVariantGenerator(random_state=0, max_concurrent=concurrency)
     if any(p.kind == "grid" for p in space.params):
         raise ConfigError(f"sweep.search: 'optuna' cannot take 'grid' distributions ({space.path})")
     from ray.tune.search import ConcurrencyLimiter

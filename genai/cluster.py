@@ -28,6 +28,9 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
         "logging_level": logging.WARNING,
         "runtime_env": {"env_vars": env} if env else None,
     }
-    if address is None:
+    if address is None and num_cpus is not None:
+        # a CPU count means a Ray of our own: "local" starts one even where `ray start` left a
+        # cluster this machine would otherwise join
+        address = "local"
         kwargs["num_cpus"] = num_cpus
     ray.init(address=address, **kwargs)

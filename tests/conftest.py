@@ -37,18 +37,40 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.pop("GENAI_STORE", None)
 
 
+class S3Control:
+    """moto's S3 server on 127.0.0.1; stop() and start() again keep its buckets (moto's state
+    lives in this process), which is what fault tests need."""
+
+    def __init__(self) -> None:
+        self.server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
 @pytest.fixture(scope="session")
-def s3_server():
-    """moto's S3 server on 127.0.0.1 at the endpoint the environment names."""
+def s3_control():
     import logging
 
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
-    server.start()
-    yield os.environ["AWS_ENDPOINT_URL"]
-    server.stop()
+    control = S3Control()
+    control.start()
+    yield control
+    control.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(s3_control):
+    """moto's S3 server on 127.0.0.1 at the endpoint the environment names."""
+    return os.environ["AWS_ENDPOINT_URL"]
 
 
 @pytest.fixture

@@ -174,7 +174,8 @@ def sweep(
         storage_path=path,
         storage_filesystem=fs,
         failure_config=tune.FailureConfig(max_failures=0),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # 2, not 1: the experiment snapshot may name the previous checkpoint when a driver dies
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[Progress(cfg.trials)],
         verbose=0,
     )

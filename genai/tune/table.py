@@ -26,7 +26,10 @@ def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
         config = result.config or {}
         frame = result.metrics_dataframe
         history = frame.to_dict("records") if frame is not None and len(frame) else []
-        scores = [float(h["score"]) for h in history if "score" in h]
+        # one score per epoch: a trial restored from an older checkpoint after its driver died
+        # reports an epoch again (with the same numbers: epochs are seeded), keep the last
+        by_epoch = {int(h["epoch"]): float(h["score"]) for h in history if "score" in h}
+        scores = [by_epoch[e] for e in sorted(by_epoch)]
         last = history[-1] if history else {}
         status = (
             "failed" if result.error else ("finished" if len(scores) >= max_epochs else "stopped")

@@ -1,0 +1,100 @@
+"""The demo pipeline's wall time, per stage, and the share that is framework overhead.
+
+Runs `genai run configs/demo.yaml --json` as a user does (fresh store, fresh processes), then a
+second time (every stage skipped). Framework overhead is everything that is not training, scoring
+or evaluating: process and import start-up, Prefect's temporary server, Ray start-up, Ray Train
+worker start-up, Tune trial start-up. Each is measured apart in the same run:
+
+* process + imports + Prefect temporary server: `genai run` wall time minus the stages' sum;
+* Ray start-up: `ensure_ray()` in a fresh process;
+* sweep trial start-up: the sweep stage x 2 CPUs minus the time trials spent working, per trial;
+* Ray Train start-up: the train stage minus the epochs' own time.
+
+    .venv/bin/python bench/pipeline.py
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from genai.runs import history_of
+from genai.storage import ArtifactStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def genai_run(store: str) -> tuple[dict, float]:
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "genai.cli", "run", "configs/demo.yaml", "--store", store, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1]), time.perf_counter() - t
+
+
+def ray_startup() -> float:
+    code = (
+        "import time; t = time.perf_counter(); from genai.cluster import ensure_ray; ensure_ray();"
+        " print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"file://{tmp}/store"
+        first, wall = genai_run(uri)
+        store = ArtifactStore(uri)
+        summary = store.read_json(first["summary_uri"].removeprefix(uri + "/"))  # before the re-run
+        _, rerun_wall = genai_run(uri)
+        stages = summary["stage_seconds"]
+        trials = store.read_table(
+            f"sweeps/{summary['sweep']['sweep_id']}/trials.parquet"
+        ).to_pylist()
+        run_id = summary["best_run"]["run_id"]
+        history = history_of(store.read_table(f"runs/{run_id}/metrics.parquet"))
+    ray_s = ray_startup()
+    epochs_s = sum(h["epoch_s"] for h in history)
+    trial_work = sum(t["wall_s"] or 0 for t in trials)
+    overhead = {
+        "process, imports, Prefect temporary server": wall - sum(stages.values()),
+        "Ray start-up (measured apart)": ray_s,
+        "sweep: trial start-up and scheduling": max(stages["sweep"] * 2 - trial_work, 0) / 2,
+        "train: Ray Train start-up, reports, checkpoints": stages["train"] - epochs_s,
+    }
+    total_overhead = sum(overhead.values())
+    print(
+        f"demo pipeline: {wall:.1f}s end to end; re-run with every stage skipped: {rerun_wall:.1f}s"
+    )
+    print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
+    for name, seconds in overhead.items():
+        print(f"  overhead  {name:<48} {seconds:6.1f}s")
+    print(
+        f"framework overhead {total_overhead:.1f}s = {100 * total_overhead / wall:.0f}% of the run"
+    )
+    print(
+        json.dumps(
+            {
+                "wall_s": round(wall, 2),
+                "rerun_wall_s": round(rerun_wall, 2),
+                "stages_s": stages,
+                "overhead_s": {k: round(v, 2) for k, v in overhead.items()},
+                "overhead_share": round(total_overhead / wall, 3),
+                "sweep_trials": len(trials),
+                "train_epochs_s": round(epochs_s, 2),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -12,25 +12,33 @@ from typing import Any
 from flows.pipeline import pipeline_flow
 from flows.sweep import sweep_flow
 from flows.train import train_flow
+from genai.config import PipelineConfig
 
 NIGHTLY_CRON = "0 3 * * *"
 
 
-def deployments(*, cron: str = NIGHTLY_CRON, store: str | None = None) -> list[Any]:
-    """The four deployments; ``store`` becomes every deployment's default store."""
+def deployments(
+    *, cron: str = NIGHTLY_CRON, store: str | None = None, config: PipelineConfig | None = None
+) -> list[Any]:
+    """The four deployments; ``store`` becomes every deployment's default store and ``config``
+    the pipelines' default config (the form the UI shows starts from it)."""
     common: dict[str, Any] = {"enforce_parameter_schema": True, "tags": ["genai"]}
-    defaults = {"store": store} if store else {}
+    defaults: dict[str, Any] = {"store": store} if store else {}
+    pipeline_defaults = {
+        **defaults,
+        **({"config": config.model_dump(mode="json")} if config else {}),
+    }
     return [
         pipeline_flow.to_deployment(
             name="nightly-pipeline",
             cron=cron,
-            parameters=defaults,
+            parameters=pipeline_defaults,
             description="The demo pipeline every night: re-prepare, sweep, retrain, evaluate.",
             **common,
         ),
         pipeline_flow.to_deployment(
             name="pipeline",
-            parameters=defaults,
+            parameters=pipeline_defaults,
             description="The whole job, from the UI.",
             **common,
         ),
@@ -46,8 +54,10 @@ def deployments(*, cron: str = NIGHTLY_CRON, store: str | None = None) -> list[A
     ]
 
 
-def serve(*, cron: str = NIGHTLY_CRON, store: str | None = None) -> None:
+def serve(
+    *, cron: str = NIGHTLY_CRON, store: str | None = None, config: PipelineConfig | None = None
+) -> None:
     """Register the deployments with the Prefect API and run their flows in this process."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(cron=cron, store=store), print_starting_message=True)
+    prefect_serve(*deployments(cron=cron, store=store, config=config), print_starting_message=True)

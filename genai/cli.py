@@ -285,18 +285,21 @@ def generate(
 @app.command()
 def serve(
     cron: str = typer.Option("0 3 * * *", help="schedule of nightly-pipeline (cron)"),
+    config: Path = typer.Option(None, help="default pipeline config of the pipeline deployments"),
     store: str = STORE,
 ) -> None:
     """Register and serve the deployments (nightly-pipeline, pipeline, sweep, train) locally.
 
     Point PREFECT_API_URL at your Prefect server; open its UI to launch runs with typed forms.
     """
+    from genai.config import PipelineConfig, load_config
     from genai.storage import ArtifactStore
 
+    pipeline = load_config(PipelineConfig, config) if config else None
     store_uri = ArtifactStore(store).uri if store else None
     from flows.deployments import serve as serve_deployments
 
-    serve_deployments(cron=cron, store=store_uri)
+    serve_deployments(cron=cron, store=store_uri, config=pipeline)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from genai.storage import ArtifactStore
 from tests.conftest import free_port
@@ -49,7 +50,9 @@ def prefect_api(tmp_path_factory):
     """A real Prefect server on 127.0.0.1 (its own database), stopped at the end."""
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env["PREFECT_UI_API_URL"] = url  # the UI's own calls go to this server, not :4200
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -71,14 +74,17 @@ def prefect_api(tmp_path_factory):
 def served(prefect_api, tmp_path_factory):
     """`genai serve` registering and serving the four deployments; yields {name: deployment}."""
     store = tmp_path_factory.mktemp("served") / "store"
+    config = store.parent / "tiny.yaml"  # the pipeline form starts from a config that runs fast
+    config.write_text(yaml.safe_dump(tiny(name="ui").model_dump(mode="json")))
     env = {
         **os.environ,
         "PREFECT_API_URL": prefect_api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
     log = open(store.parent / "serve.log", "w")  # noqa: SIM115 - closed below
+    command = ["serve", "--store", f"file://{store}", "--config", str(config)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "genai.cli", "serve", "--store", f"file://{store}"],
+        [sys.executable, "-m", "genai.cli", *command],
         env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 
@@ -151,3 +157,73 @@ def test_invalid_parameters_are_rejected_before_a_run(prefect_api, served):
     )
     assert response.status_code in (409, 422), response.text
     assert "vea" in response.text
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def form_field(page, label: str):
+    """The innermost form property whose label is ``label``."""
+    return page.locator(
+        f"xpath=//span[contains(@class,'schema-form-property__label') and normalize-space()='{label}']"
+        "/ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' schema-form-property ')][1]"
+    )
+
+
+def choose(page, label: str, value: str) -> list[str]:
+    """Open the dropdown of ``label``, read its options, pick ``value``."""
+    field = form_field(page, label)
+    control = field.locator(".p-select-button__control").first
+    control.click()
+    control.press("ArrowDown")  # the click focuses the select; a key opens its list
+    options = page.get_by_role("option")
+    options.first.wait_for()
+    names = [options.nth(i).inner_text().strip() for i in range(options.count())]
+    page.get_by_role("option", name=value, exact=True).click()
+    from playwright.sync_api import expect
+
+    expect(field.locator(".p-select-button__value").first).to_have_text(value)  # retries
+    return names
+
+
+def test_launch_from_the_ui_with_a_typed_form(prefect_api, served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    ui = prefect_api.removesuffix("/api")
+    dep = served["deployments"]["pipeline"]
+    before = {
+        r["id"] for r in httpx.post(f"{prefect_api}/flow_runs/filter", json={}, timeout=10).json()
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(f"{ui}/deployments/deployment/{dep['id']}/run", wait_until="networkidle")
+        form_field(page, "Source (Optional)").wait_for()
+        sources = choose(page, "Source (Optional)", "grid25")  # a non-default dataset
+        assert sources == ["digits", "ring8", "grid25", "moons", "swissroll", "parquet"]
+        families = choose(page, "Family (Optional)", "gan")
+        assert families == ["vae", "gan", "diffusion", "autoregressive"]
+        trials = form_field(page, "Trials (Optional)").locator("input[type=number]").first
+        trials.fill("2")  # a typed number field
+        page.screenshot(path=str(tmp_path / "pipeline-custom-run.png"), full_page=True)
+        page.get_by_role("button", name="Submit").click()
+        page.wait_for_url(lambda url: not url.endswith("/run"), timeout=30_000)  # form submitted
+        page.screenshot(path=str(tmp_path / "pipeline-flow-run.png"))
+        browser.close()
+    print(f"screenshots: {tmp_path}")
+    runs = httpx.post(f"{prefect_api}/flow_runs/filter", json={}, timeout=10).json()
+    (run,) = [r for r in runs if r["id"] not in before]
+    assert run["parameters"]["config"]["data"]["source"] == "grid25"
+    assert run["parameters"]["config"]["sweep"]["trials"] == 2
+
+    def finished():
+        state = httpx.get(f"{prefect_api}/flow_runs/{run['id']}", timeout=5).json()["state"]
+        return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+
+    assert wait_for(finished, 400, "the UI-launched run")["type"] == "COMPLETED"
+    store = ArtifactStore(f"file://{served['store']}")
+    summaries = [store.read_json(k) for k in store.list("pipelines") if k.endswith("summary.json")]
+    assert any(s["dataset"]["dataset"] == "grid25" and s["sweep"]["trials"] == 2 for s in summaries)

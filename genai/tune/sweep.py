@@ -81,19 +81,27 @@ def to_tune(param) -> Any:
 
 
 class Progress(tune.Callback):
-    """One line per change: trials done / stopped early / running / failed, best so far."""
+    """One line per change: trials done / running / failed, best so far.
+
+    Tune calls on_trial_complete before it marks the trial terminated, so the callback keeps its
+    own count of finished and failed trials.
+    """
 
     def __init__(self, total: int):
         self.total, self.best, self.best_trial, self.last = total, math.inf, None, ""
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
 
     def _line(self, trials) -> None:
-        done = sum(t.status == "TERMINATED" for t in trials)
-        failed = sum(t.status == "ERROR" for t in trials)
-        running = sum(t.status == "RUNNING" for t in trials)
+        ended = self.done | self.failed
+        running = sum(t.status == "RUNNING" and t.trial_id not in ended for t in trials)
         best = (
             f"best score {self.best:.4g} ({self.best_trial})" if self.best_trial else "no score yet"
         )
-        line = f"sweep: {done}/{self.total} done, {running} running, {failed} failed; {best}"
+        line = (
+            f"sweep: {len(self.done)}/{self.total} done, {running} running,"
+            f" {len(self.failed)} failed; {best}"
+        )
         if line != self.last:
             print(line, file=sys.stderr, flush=True)
             self.last = line
@@ -104,9 +112,11 @@ class Progress(tune.Callback):
         self._line(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done.add(trial.trial_id)
         self._line(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        self.failed.add(trial.trial_id)
         self._line(trials)
 
 

@@ -1,4 +1,4 @@
-"""Retry policy shared by the flows' tasks: retry I/O, never a user's mistake."""
+"""Retry policy shared by the flows' tasks: retry I/O, never a user's mistake or a failed run."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from typing import Any
 
 
 def retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect retry condition: retry store and OS errors; configuration and data errors end."""
-    from genai.data.sources import DataError
-    from genai.strict import ConfigError
+    """Prefect retry condition: retry store and OS errors only. Configuration and data errors end
+    the task, and so does a training failure: recovering runs is Ray's job (FailureConfig)."""
+    from genai.storage import StoreError
 
     try:
         state.result()
-    except (ConfigError, DataError):
+    except (StoreError, OSError):
+        return True
+    except Exception:
         return False
-    except Exception as err:  # StoreError, OSError, connection errors
-        return isinstance(err, OSError | RuntimeError)
     return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -91,7 +92,7 @@ def load_builtin(cfg: DataConfig) -> SourceData:
 
 
 def _open_parquet(uri: str) -> pads.Dataset:
-    from genai.storage import ArtifactStore, StoreError
+    from genai.storage import StoreError
 
     if uri.startswith(("s3://", "s3a://")):
         from genai.storage import s3_filesystem
@@ -99,9 +100,8 @@ def _open_parquet(uri: str) -> pads.Dataset:
         fs, path = s3_filesystem(), uri.split("://", 1)[1]
         arrow_fs = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
     else:
-        local = uri.removeprefix("file://")
-        store = ArtifactStore(f"file://{local}", check=False)
-        arrow_fs, path = pafs.LocalFileSystem(), store.base
+        local = os.path.abspath(os.path.expanduser(uri.removeprefix("file://")))
+        arrow_fs, path = pafs.LocalFileSystem(), local
     try:
         info = arrow_fs.get_file_info(path)
     except Exception as err:

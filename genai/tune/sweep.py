@@ -27,7 +27,7 @@ from genai.data.prepare import prepare
 from genai.evaluate.features import ensure_feature_net
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
-from genai.tune.space import SearchSpace, load_space
+from genai.tune.space import SearchSpace, load_space, trial_config
 from genai.tune.table import plot_sweep, trials_table
 from genai.tune.trial import run_trial
 
@@ -233,7 +233,7 @@ def sweep(
         "score": best_row["score"],
         "score_std": best_row["score_std"],
         "metric": "fid" if prepared.manifest["kind"] == "image" else "mmd2",
-        "config": _merged(base, params),
+        "config": trial_config(base, params).model_dump(mode="json"),
         "trials": len(rows),
         "counts": counts,
         "wall_s": round(time.perf_counter() - start, 2),
@@ -241,9 +241,3 @@ def sweep(
     store.write_bytes(f"{key}/plot.png", plot_sweep(rows, space, best["metric"]))
     store.write_json(f"{key}/best.json", best)  # written last: the sweep is complete
     return SweepResult(sweep_id, store.key_uri(key), len(rows), best, counts)
-
-
-def _merged(base: RunConfig, params: dict[str, Any]) -> dict[str, Any]:
-    from genai.tune.space import trial_config
-
-    return trial_config(base, params).model_dump(mode="json")

@@ -63,7 +63,7 @@ class Scorer:
         return out
 
 
-def _save(models, optimizers, epoch: int, history: list) -> tune.Checkpoint:
+def _save(models, optimizers, epoch: int, steps: list[int], history: list) -> tune.Checkpoint:
     import tempfile
 
     directory = tempfile.mkdtemp(prefix="genai-trial-")
@@ -71,6 +71,7 @@ def _save(models, optimizers, epoch: int, history: list) -> tune.Checkpoint:
         "models": [m.state_dict() for m in models],
         "optimizers": [{k: o.state_dict() for k, o in opts.items()} for opts in optimizers],
         "epoch": epoch,
+        "steps": steps,  # a GAN's critic/generator schedule goes on where it stopped
         "history": history,
     }
     torch.save(state, f"{directory}/trial.pt")
@@ -96,7 +97,7 @@ def run_trial(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
         torch.manual_seed(seed)
         models.append(build_model(cfg.model, cfg.loss, spec, features=features))
         optimizers.append(make_optimizers(models[-1], cfg.train))
-    first, history = 0, []
+    first, history, steps = 0, [], [0] * len(seeds)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
@@ -107,8 +108,7 @@ def run_trial(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
             model.load_state_dict(ms)
             for name, opt in opts.items():
                 opt.load_state_dict(os_[name])
-        first, history = state["epoch"] + 1, state["history"]
-    steps = [0] * len(seeds)
+        first, history, steps = state["epoch"] + 1, state["history"], state["steps"]
     for epoch in range(first, cfg.train.epochs):
         scores, losses, extras = [], [], []
         for r, (model, opts) in enumerate(zip(models, optimizers, strict=True)):
@@ -132,4 +132,4 @@ def run_trial(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
         for key in extras[0]:
             report[key] = statistics.mean(e[key] for e in extras)
         history.append(report)
-        tune.report(report, checkpoint=_save(models, optimizers, epoch, history))
+        tune.report(report, checkpoint=_save(models, optimizers, epoch, list(steps), history))

@@ -6,16 +6,32 @@ the allowed values (see :mod:`genai.strict`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
-from genai.losses.registry import LossConfig
-from genai.strict import ConfigError, StrictModel, validate
+from genai.losses.registry import (
+    BCE,
+    KL,
+    MAE,
+    MSE,
+    CrossEntropy,
+    FeatureMatching,
+    GradientPenalty,
+    Hinge,
+    Huber,
+    LeastSquares,
+    LossSpec,
+    Minimax,
+    NonSaturating,
+    Perceptual,
+    Wasserstein,
+)
+from genai.strict import ConfigError, StrictModel, union_members, validate
 
 M = TypeVar("M", bound=StrictModel)
 
@@ -137,7 +153,8 @@ class ModelConfig(StrictModel):
     autoregressive: AutoregressiveOptions = AutoregressiveOptions()
 
 
-# A family's loss slots: slot -> (allowed loss names, required, default loss when required).
+# A family's loss slots: slot -> (allowed loss names, required). Required slots a config leaves
+# out get the family's default loss (default_losses).
 FAMILY_SLOTS: Mapping[str, Mapping[str, tuple[tuple[str, ...], bool]]] = MappingProxyType(
     {
         "vae": {
@@ -159,6 +176,117 @@ FAMILY_SLOTS: Mapping[str, Mapping[str, tuple[tuple[str, ...], bool]]] = Mapping
         "autoregressive": {"nll": (("cross_entropy",), True)},
     }
 )
+
+
+def slot_losses(slot: str) -> tuple[type[LossSpec], ...]:
+    """The loss classes slot ``slot`` of :class:`LossSlots` takes."""
+    return tuple(
+        m for m in union_members(LossSlots.model_fields[slot].annotation) if m is not type(None)
+    )
+
+
+def _slot_form(classes: tuple[type[LossSpec], ...]) -> dict[str, Any]:
+    """One flat object form for a slot: ``name`` a dropdown of its losses, then every field
+    those losses take (a field only some take is optional and says which). The Prefect UI draws
+    this as a select; a union of near-identical objects it would draw as a row of buttons,
+    preselecting the first, whatever the value."""
+    names = [cls.model_fields["name"].default for cls in classes]
+    props: dict[str, Any] = {
+        "name": {"title": "Name", "type": "string", "enum": names, "default": names[0]}
+    }
+    for cls in classes:
+        for field, spec in cls.model_json_schema()["properties"].items():
+            if field == "name" or field in props:
+                continue
+            takers = [c.model_fields["name"].default for c in classes if field in c.model_fields]
+            if len(takers) < len(classes):
+                spec = {k: v for k, v in spec.items() if k != "default"}
+                spec = {"anyOf": [spec, {"type": "null"}], "title": spec.get("title", field)}
+                what = cls.model_fields[field].description or ""
+                spec["description"] = f"{what} ({', '.join(takers)} only)".strip()
+            props[field] = spec
+    return {
+        "type": "object",
+        "title": "loss",
+        "properties": props,
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+
+
+def _slot_forms(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    for slot, prop in schema.get("properties", {}).items():
+        keep = {k: v for k, v in prop.items() if k in ("title", "description", "default")}
+        form = _slot_form(slot_losses(slot))
+        schema["properties"][slot] = {"anyOf": [form, {"type": "null"}], **keep}
+
+
+class LossSlots(StrictModel):
+    """A model's loss slots, each empty or holding one loss and its weight; which slots a family
+    has, and which losses each takes there, is ``FAMILY_SLOTS``. Reads like a mapping of the
+    filled slots (``loss["kl"].weight``, ``dict(loss)``) and dumps only those."""
+
+    model_config = ConfigDict(json_schema_extra=_slot_forms)
+
+    reconstruction: Annotated[MSE | MAE | Huber | BCE, Field(discriminator="name")] | None = Field(
+        None, description="vae: how far the decoded sample is from the input"
+    )
+    kl: KL | None = Field(None, description="vae: KL of the posterior from N(0, I); weight = beta")
+    perceptual: Perceptual | None = Field(
+        None, description="vae: distance in the feature network's activations"
+    )
+    adversarial: (
+        Annotated[
+            Minimax | NonSaturating | Hinge | LeastSquares | Wasserstein,
+            Field(discriminator="name"),
+        ]
+        | None
+    ) = Field(None, description="gan: the two players' game")
+    gradient_penalty: GradientPenalty | None = Field(
+        None, description="gan: WGAN-GP penalty on the critic; weight = lambda"
+    )
+    feature_matching: (
+        Annotated[FeatureMatching | Perceptual, Field(discriminator="name")] | None
+    ) = Field(None, description="gan: generator term on discriminator or feature activations")
+    noise: Annotated[MSE | MAE | Huber, Field(discriminator="name")] | None = Field(
+        None, description="diffusion: error of the predicted noise"
+    )
+    nll: CrossEntropy | None = Field(None, description="autoregressive: next-token likelihood")
+
+    @model_serializer(mode="wrap")
+    def _filled_only(self, handler: Any) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    def keys(self) -> list[str]:
+        return [k for k in type(self).model_fields if getattr(self, k) is not None]
+
+    def values(self) -> list[LossSpec]:
+        return [getattr(self, k) for k in self.keys()]
+
+    def items(self) -> list[tuple[str, LossSpec]]:
+        return [(k, getattr(self, k)) for k in self.keys()]
+
+    def get(self, slot: str, default: LossSpec | None = None) -> LossSpec | None:
+        value = getattr(self, slot, None) if slot in type(self).model_fields else None
+        return default if value is None else value
+
+    def __getitem__(self, slot: str) -> LossSpec:
+        value = self.get(slot)
+        if value is None:
+            raise KeyError(slot)
+        return value
+
+    def __contains__(self, slot: object) -> bool:
+        return isinstance(slot, str) and self.get(slot) is not None
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]  # a mapping: its slots
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def __repr_args__(self) -> Iterator[tuple[str, Any]]:
+        return iter(self.items())
 
 
 def default_losses(family: str) -> dict[str, dict[str, Any]]:
@@ -187,21 +315,50 @@ class TrainConfig(StrictModel):
     run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def _check_slot(family: str, slot: str) -> None:
+    slots = FAMILY_SLOTS[family]
+    if slot not in slots:
+        raise ValueError(
+            f"loss.{slot}: {family!r} has no slot {slot!r};"
+            f" its slots are {', '.join(repr(s) for s in slots)}"
+        )
+
+
 class RunConfig(StrictModel):
     """What one training run needs: data, model, its losses and the training settings."""
 
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
-    loss: dict[str, LossConfig] = Field(default_factory=dict)
+    loss: LossSlots = LossSlots()
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="before")
     @classmethod
     def _fill_default_losses(cls, values: Any) -> Any:
         if isinstance(values, dict):
-            family = (values.get("model") or {}).get("family", "vae")
-            if isinstance(family, str) and family in FAMILY_SLOTS:
-                loss = dict(values.get("loss") or {})
+            model = values.get("model") or {}
+            family = (
+                model.get("family", "vae")
+                if isinstance(model, dict)
+                else getattr(model, "family", None)
+            )
+            given = values.get("loss") or {}
+            if (
+                isinstance(family, str)
+                and family in FAMILY_SLOTS
+                and isinstance(given, dict | LossSlots)
+            ):
+                # An empty slot, or a field left empty (as the Prefect UI's form sends them), is
+                # the same as leaving it out.
+                loss = {
+                    slot: {k: v for k, v in spec.items() if v is not None}
+                    if isinstance(spec, dict)
+                    else spec
+                    for slot, spec in dict(given).items()
+                    if spec is not None
+                }
+                for slot in loss:
+                    _check_slot(family, slot)
                 defaults = default_losses(family)
                 for slot, spec in defaults.items():
                     loss.setdefault(slot, spec)
@@ -219,11 +376,7 @@ class RunConfig(StrictModel):
     def _slots_match_family(self) -> RunConfig:
         slots = FAMILY_SLOTS[self.model.family]
         for slot, spec in self.loss.items():
-            if slot not in slots:
-                raise ValueError(
-                    f"loss.{slot}: {self.model.family!r} has no slot {slot!r};"
-                    f" its slots are {', '.join(repr(s) for s in slots)}"
-                )
+            _check_slot(self.model.family, slot)
             allowed = slots[slot][0]
             if spec.name not in allowed:
                 raise ValueError(

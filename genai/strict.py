@@ -25,13 +25,13 @@ def _one_of(expected: str) -> str:
     return re.sub(r"' or '", "', '", expected)
 
 
-def _members(annotation: Any) -> list[Any]:
+def union_members(annotation: Any) -> list[Any]:
     """The alternatives of a Union/Optional (or the annotation itself)."""
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return _members(typing.get_args(annotation)[0])
+        return union_members(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        return [m for a in typing.get_args(annotation) for m in _members(a)]
+        return [m for a in typing.get_args(annotation) for m in union_members(a)]
     return [annotation]
 
 
@@ -71,7 +71,7 @@ def _walk(root: type[BaseModel] | None, loc: tuple) -> tuple[list[str], type[Bas
                 i += 1
             annotation = typing.get_args(annotation)[1]
         models = [
-            m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)
+            m for m in union_members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)
         ]
         if len(models) > 1 and i < len(items):
             tagged = {_tag_of(m): m for m in models}
@@ -95,6 +95,7 @@ def format_validation_error(
         if kind == "literal_error":
             msg = f"{value!r} is not one of {_one_of(ctx['expected'])}"
         elif kind == "union_tag_invalid":
+            where = f"{where}.{ctx['discriminator'].strip(chr(39))}"  # the tag's own field
             msg = f"{ctx['tag']!r} is not one of {ctx['expected_tags']}"
         elif kind == "union_tag_not_found":
             msg = f"needs a {ctx['discriminator']} field"

@@ -32,6 +32,17 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def api(method: str, url: str, **kwargs) -> httpx.Response:
+    """One REST call, retried like Prefect's own client does on 429/502/503: the server answers 503
+    for errors it calls retryable (SQLite busy while the served runner writes at the same time)."""
+    for attempt in range(8):
+        response = httpx.request(method, url, timeout=10, **kwargs)
+        if response.status_code not in (429, 502, 503):
+            return response
+        time.sleep(min(0.25 * 2**attempt, 5))
+    return response
+
+
 def wait_for(check, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,7 +100,7 @@ def served(prefect_api, tmp_path_factory):
     )  # fmt: skip
 
     def registered():
-        found = httpx.post(f"{prefect_api}/deployments/filter", json={}, timeout=5).json()
+        found = api("POST", f"{prefect_api}/deployments/filter", json={}).json()
         return {d["name"]: d for d in found} if len(found) >= 4 else None
 
     try:
@@ -117,27 +128,26 @@ def test_parameter_forms_are_typed(served):
         "autoregressive",
     ]
     assert "ring8" in defs["DataConfig"]["properties"]["source"]["enum"]
-    loss_names = {
-        v["properties"]["name"].get("const") or v["properties"]["name"].get("enum", [None])[0]
-        for k, v in defs.items()
-        if "name" in v.get("properties", {})
-    }
-    assert {"mse", "hinge", "wasserstein"} <= loss_names
+    slots = defs["LossSlots"]["properties"]
+    assert slots["adversarial"]["anyOf"][0]["properties"]["name"]["enum"] == [
+        "minimax", "non_saturating", "hinge", "least_squares", "wasserstein"
+    ]  # fmt: skip
+    assert slots["noise"]["anyOf"][0]["properties"]["name"]["enum"] == ["mse", "mae", "huber"]
 
 
 def test_a_run_launched_through_the_api_completes(prefect_api, served):
     dep = served["deployments"]["pipeline"]
     params = {"config": tiny(name="from-api").model_dump(mode="json")}
-    created = httpx.post(
+    created = api(
+        "POST",
         f"{prefect_api}/deployments/{dep['id']}/create_flow_run",
         json={"parameters": params},
-        timeout=10,
     )
     assert created.status_code in (200, 201), created.text
     run_id = created.json()["id"]
 
     def finished():
-        state = httpx.get(f"{prefect_api}/flow_runs/{run_id}", timeout=5).json()["state"]
+        state = api("GET", f"{prefect_api}/flow_runs/{run_id}").json()["state"]
         return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
     state = wait_for(finished, 400, "the pipeline run")
@@ -150,10 +160,8 @@ def test_a_run_launched_through_the_api_completes(prefect_api, served):
 def test_invalid_parameters_are_rejected_before_a_run(prefect_api, served):
     dep = served["deployments"]["pipeline"]
     bad = {"config": {**tiny().model_dump(mode="json"), "model": {"family": "vea"}}}
-    response = httpx.post(
-        f"{prefect_api}/deployments/{dep['id']}/create_flow_run",
-        json={"parameters": bad},
-        timeout=10,
+    response = api(
+        "POST", f"{prefect_api}/deployments/{dep['id']}/create_flow_run", json={"parameters": bad}
     )
     assert response.status_code in (409, 422), response.text
     assert "vea" in response.text
@@ -166,16 +174,17 @@ CHROMIUM_ARGS = [
 
 
 def form_field(page, label: str):
-    """The innermost form property whose label is ``label``."""
+    """The innermost form property whose label is ``label`` (in ``page`` or a form property)."""
     return page.locator(
-        f"xpath=//span[contains(@class,'schema-form-property__label') and normalize-space()='{label}']"
+        f"xpath=.//span[contains(@class,'schema-form-property__label') and normalize-space()='{label}']"
         "/ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' schema-form-property ')][1]"
     )
 
 
-def choose(page, label: str, value: str) -> list[str]:
-    """Open the dropdown of ``label``, read its options, pick ``value``."""
-    field = form_field(page, label)
+def choose(page, label: str, value: str, within: str | None = None) -> list[str]:
+    """Open the dropdown of ``label`` (inside the property ``within``), read its options, pick
+    ``value``."""
+    field = form_field(form_field(page, within) if within else page, label)
     control = field.locator(".p-select-button__control").first
     control.click()
     control.press("ArrowDown")  # the click focuses the select; a key opens its list
@@ -194,9 +203,7 @@ def test_launch_from_the_ui_with_a_typed_form(prefect_api, served, tmp_path):
 
     ui = prefect_api.removesuffix("/api")
     dep = served["deployments"]["pipeline"]
-    before = {
-        r["id"] for r in httpx.post(f"{prefect_api}/flow_runs/filter", json={}, timeout=10).json()
-    }
+    before = {r["id"] for r in api("POST", f"{prefect_api}/flow_runs/filter", json={}).json()}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1600})
@@ -206,24 +213,29 @@ def test_launch_from_the_ui_with_a_typed_form(prefect_api, served, tmp_path):
         assert sources == ["digits", "ring8", "grid25", "moons", "swissroll", "parquet"]
         families = choose(page, "Family (Optional)", "gan")
         assert families == ["vae", "gan", "diffusion", "autoregressive"]
+        losses = choose(page, "Name", "hinge", within="Adversarial (Optional)")
+        assert losses == ["minimax", "non_saturating", "hinge", "least_squares", "wasserstein"]
         trials = form_field(page, "Trials (Optional)").locator("input[type=number]").first
         trials.fill("2")  # a typed number field
         page.screenshot(path=str(tmp_path / "pipeline-custom-run.png"), full_page=True)
+        form_field(page, "Adversarial (Optional)").screenshot(path=str(tmp_path / "loss-slot.png"))
         page.get_by_role("button", name="Submit").click()
         page.wait_for_url(lambda url: not url.endswith("/run"), timeout=30_000)  # form submitted
         page.screenshot(path=str(tmp_path / "pipeline-flow-run.png"))
         browser.close()
     print(f"screenshots: {tmp_path}")
-    runs = httpx.post(f"{prefect_api}/flow_runs/filter", json={}, timeout=10).json()
+    runs = api("POST", f"{prefect_api}/flow_runs/filter", json={}).json()
     (run,) = [r for r in runs if r["id"] not in before]
     assert run["parameters"]["config"]["data"]["source"] == "grid25"
     assert run["parameters"]["config"]["sweep"]["trials"] == 2
+    assert run["parameters"]["config"]["loss"]["adversarial"]["name"] == "hinge"
 
     def finished():
-        state = httpx.get(f"{prefect_api}/flow_runs/{run['id']}", timeout=5).json()["state"]
+        state = api("GET", f"{prefect_api}/flow_runs/{run['id']}").json()["state"]
         return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
     assert wait_for(finished, 400, "the UI-launched run")["type"] == "COMPLETED"
     store = ArtifactStore(f"file://{served['store']}")
     summaries = [store.read_json(k) for k in store.list("pipelines") if k.endswith("summary.json")]
-    assert any(s["dataset"]["dataset"] == "grid25" and s["sweep"]["trials"] == 2 for s in summaries)
+    (summary,) = [s for s in summaries if s["dataset"]["dataset"] == "grid25"]
+    assert summary["sweep"]["trials"] == 2

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from genai.config import (
+    FAMILY_SLOTS,
     DataConfig,
+    LossSlots,
     PipelineConfig,
     RunConfig,
     apply_overrides,
     load_config,
+    slot_losses,
 )
 from genai.strict import ConfigError
 
@@ -25,10 +28,19 @@ def test_family_misspelt_lists_the_families():
     assert "model.family: 'vea' is not one of 'vae', 'gan', 'diffusion', 'autoregressive'" in msg
 
 
-def test_loss_misspelt_lists_the_losses():
+def test_loss_misspelt_lists_the_slots_losses():
     msg = error_of(RunConfig, {"loss.reconstruction.name": "kll"})
-    assert "loss.reconstruction: 'kll' is not one of" in msg
-    assert "'kl'" in msg and "'mse'" in msg and "'hinge'" in msg
+    assert "loss.reconstruction.name: 'kll' is not one of 'mse', 'mae', 'huber', 'bce'" in msg
+    msg = error_of(RunConfig, {"model.family": "gan", "loss.adversarial.name": "hinj"})
+    assert "loss.adversarial.name: 'hinj' is not one of 'minimax', 'non_saturating'" in msg
+
+
+def test_misspelt_slot_lists_the_familys_slots():
+    msg = error_of(RunConfig, {"loss.reconstrution.name": "mse"})
+    assert (
+        "loss.reconstrution: 'vae' has no slot 'reconstrution';"
+        " its slots are 'reconstruction', 'kl', 'perceptual'"
+    ) in msg
 
 
 def test_loss_not_allowed_in_slot_names_slot_and_choices():
@@ -77,6 +89,56 @@ def test_defaults_fill_required_slots_and_are_frozen():
     assert gan.loss["adversarial"].name == "non_saturating"
     with pytest.raises(Exception, match="frozen"):
         cfg.train.epochs = 3
+
+
+def test_slot_types_agree_with_the_family_table():
+    """LossSlots' unions (validation, UI form) and FAMILY_SLOTS (which family has what) agree."""
+    taken: dict[str, set[str]] = {slot: set() for slot in LossSlots.model_fields}
+    for slots in FAMILY_SLOTS.values():
+        for slot, (allowed, _required) in slots.items():
+            taken[slot] |= set(allowed)
+    for slot, names in taken.items():
+        assert {c.model_fields["name"].default for c in slot_losses(slot)} == names, slot
+
+
+def test_loss_reads_as_a_mapping_of_filled_slots_and_dumps_only_those():
+    cfg = load_config(RunConfig, data={"model.family": "gan", "loss.gradient_penalty.weight": 5})
+    assert list(cfg.loss) == ["adversarial", "gradient_penalty"] == list(dict(cfg.loss))
+    assert cfg.loss["gradient_penalty"].weight == 5 and "reconstruction" not in cfg.loss
+    assert cfg.loss.get("noise") is None and len(cfg.loss) == 2
+    with pytest.raises(KeyError):
+        cfg.loss["kl"]
+    dumped = cfg.model_dump(mode="json")["loss"]
+    assert dumped == {
+        "adversarial": {"weight": 1.0, "name": "non_saturating"},
+        "gradient_penalty": {"weight": 5.0, "name": "gradient_penalty"},
+    }
+    assert RunConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+def test_empty_slots_and_fields_as_a_form_sends_them_are_left_out():
+    form = RunConfig().model_dump(mode="json")
+    form["model"]["family"] = "gan"
+    form["loss"] = {slot: None for slot in LossSlots.model_fields}
+    form["loss"]["adversarial"] = {"name": "hinge", "weight": 2, "delta": None}
+    cfg = RunConfig.model_validate(form)
+    assert dict(cfg.loss) == {"adversarial": cfg.loss["adversarial"]}
+    assert cfg.loss["adversarial"].name == "hinge" and cfg.loss["adversarial"].weight == 2
+    form["loss"]["adversarial"]["delta"] = 1.0  # a field hinge does not take
+    msg = str(pytest.raises(ConfigError, load_config, RunConfig, data=form).value)
+    assert "loss.adversarial.delta: unknown field 'delta'; allowed fields: weight, name" in msg
+
+
+def test_slot_json_schema_is_one_form_with_a_loss_dropdown():
+    props = RunConfig.model_json_schema()["$defs"]["LossSlots"]["properties"]
+    form, empty = props["reconstruction"]["anyOf"]
+    assert empty == {"type": "null"} and form["additionalProperties"] is False
+    assert form["properties"]["name"]["enum"] == ["mse", "mae", "huber", "bce"]
+    assert "huber only" in form["properties"]["delta"]["description"]
+    assert "default" not in form["properties"]["delta"]  # not sent for mse
+    assert props["adversarial"]["anyOf"][0]["properties"]["name"]["enum"] == [
+        "minimax", "non_saturating", "hinge", "least_squares", "wasserstein"
+    ]  # fmt: skip
 
 
 def test_yaml_file_and_overrides(tmp_path):

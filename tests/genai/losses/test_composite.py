@@ -7,7 +7,7 @@ import typing
 import pytest
 import torch
 
-from genai.config import RunConfig, load_config
+from genai.config import LossSlots, RunConfig, load_config, slot_losses
 from genai.losses import LossConfig, perceptual_loss, pointwise_loss, weighted_total
 from genai.losses.registry import KL, MSE, Huber
 from genai.strict import ConfigError
@@ -36,10 +36,19 @@ def test_registry_lists_every_loss_of_the_seed_material():
     }
 
 
-def test_misspelt_loss_lists_allowed_names():
+def test_misspelt_loss_lists_the_slots_names():
     with pytest.raises(ConfigError) as info:
         load_config(RunConfig, data={"loss.reconstruction.name": "hubber"})
-    assert all(f"'{n}'" in str(info.value) for n in registry_names())
+    assert "'hubber' is not one of 'mse', 'mae', 'huber', 'bce'" in str(info.value)
+
+
+def test_every_registered_loss_fills_some_slot():
+    in_slots = {
+        cls.model_fields["name"].default
+        for slot in LossSlots.model_fields
+        for cls in slot_losses(slot)
+    }
+    assert set(registry_names()) == in_slots
 
 
 def test_weighted_total_keeps_every_term():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,21 +108,48 @@ def progress_line(epoch: int, epochs: int, entry: dict[str, float]) -> str:
     return f"epoch {epoch + 1}/{epochs}  {terms}  {entry['samples_per_s']:,.0f} samples/s"
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """Entry point of every Ray Train worker."""
+@dataclass(frozen=True)
+class Worker:
+    """What every Ray Train worker of a run or a trial starts from."""
+
+    cfg: RunConfig
+    store: ArtifactStore
+    rank: int
+    world: int
+    device: torch.device
+    manifest: dict[str, Any]
+    train_x: torch.Tensor
+    features: Any  # the frozen feature network's layers where a perceptual loss needs them
+
+
+def start_worker(config: dict[str, Any]) -> Worker:
     cfg = RunConfig.model_validate(config["run"])  # re-validated across the process boundary
     store = ArtifactStore(config["store"], check=False)
     ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    manifest = read_manifest(store, config["dataset_key"])
-    train_x = torch.from_numpy(read_split(store, config["dataset_key"], "train")[0])
-    val_x = torch.from_numpy(read_split(store, config["dataset_key"], "val")[0])[rank::world]
-
-    torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
     features = None
     if needs_features(cfg):  # trained and stored by the driver before the workers start
         features = ensure_feature_net(store, config["dataset_key"]).net.to(device).layers
+    return Worker(
+        cfg=cfg,
+        store=store,
+        rank=ctx.get_world_rank(),
+        world=ctx.get_world_size(),
+        device=device,
+        manifest=read_manifest(store, config["dataset_key"]),
+        train_x=torch.from_numpy(read_split(store, config["dataset_key"], "train")[0]),
+        features=features,
+    )
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """Entry point of every Ray Train worker."""
+    w = start_worker(config)
+    cfg, store, rank, world, device = w.cfg, w.store, w.rank, w.world, w.device
+    manifest, train_x, features = w.manifest, w.train_x, w.features
+    val_x = torch.from_numpy(read_split(store, config["dataset_key"], "val")[0])[rank::world]
+
+    torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
     family = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(manifest), features=features)
     multi_player = len(family.players) > 1
     model = ray.train.torch.prepare_model(

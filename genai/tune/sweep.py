@@ -27,11 +27,13 @@ from genai.data.prepare import prepare
 from genai.evaluate.features import ensure_feature_net
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
+from genai.train.launcher import check_capacity, resolve_use_gpu
 from genai.tune.space import SearchSpace, load_space, trial_config
 from genai.tune.table import plot_sweep, trials_table
 from genai.tune.trial import run_trial
 
 log = logging.getLogger(__name__)
+DRIVER_MEMORY = 256 * 1024**2  # bytes a multi-worker trial's driver reserves (it holds no CPU)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,14 @@ def make_search(cfg: SweepConfig, space: SearchSpace, concurrency: int):
     return ConcurrencyLimiter(OptunaSearch(seed=0), max_concurrent=concurrency)
 
 
+def trial_workers(base: RunConfig, space: SearchSpace) -> int:
+    """The most Ray Train workers any trial of the sweep asks for."""
+    for p in space.params:
+        if p.path == "train.num_workers":
+            return max(int(v) for v in p.edge_values())
+    return base.train.num_workers
+
+
 def load_finished(store: ArtifactStore, key: str, sweep_id: str) -> SweepResult | None:
     if not store.exists(f"{key}/best.json"):
         return None
@@ -155,22 +165,35 @@ def sweep(
     done = load_finished(store, key, sweep_id)
     if done is not None:
         return done
+    ensure_ray(ray_address)
+    resources = ray.cluster_resources()
+    cpus = int(resources.get("CPU", 1))
+    workers = trial_workers(base, space)
+    if workers > 1:  # the widest trial must fit, or Tune would wait for it forever
+        widest = base.model_copy(
+            update={"train": base.train.model_copy(update={"num_workers": workers})}
+        )
+        check_capacity(widest, resources, resolve_use_gpu(widest, resources))
     prepared = prepare(base.data, store, ray_address=ray_address)
     if prepared.manifest["kind"] == "image":
         ensure_feature_net(store, prepared.key)  # once, here, not in every trial
-    ensure_ray(ray_address)
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    concurrency = min(cfg.max_concurrent or cpus, cpus)
+    # a one-worker trial trains in its own actor (1 CPU); a wider one is a driver that waits on
+    # its Ray Train workers (no CPU: the workers hold the CPUs)
+    concurrency = min(cfg.max_concurrent or cpus, max(1, cpus // workers))
     ctx = {
         "base": base.model_dump(mode="json"),
         "store": store.uri,
+        "key": key,
         "dataset_key": prepared.key,
         "repeats": cfg.repeats,
     }
-    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": 1})
+    # a driver asks for memory only: Tune needs some resource in a trial's first bundle
+    driver = {"cpu": 1} if workers == 1 else {"cpu": 0, "memory": DRIVER_MEMORY}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), driver)
     epochs = base.train.epochs
     scheduler = (
         ASHAScheduler(
+            time_attr="epoch",  # not training_iteration: a resumed wide trial restarts that count
             max_t=epochs,
             grace_period=min(cfg.grace_period, epochs),
             reduction_factor=cfg.reduction_factor,

@@ -45,6 +45,7 @@ def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
             "status": status,
             "error": error_line(result.error),
             "wall_s": float(last.get("time_total_s", 0.0)) if last else None,
+            "workers": int(last.get("workers", 1)),
         }
         for extra in ("modes", "high_quality", "reverse_kl"):
             if extra in last:

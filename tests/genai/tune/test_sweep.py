@@ -13,6 +13,7 @@ import pytest
 
 from genai.config import RunConfig, SweepConfig, load_config
 from genai.storage import ArtifactStore
+from genai.strict import ConfigError
 from genai.tune.sweep import sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
@@ -83,6 +84,37 @@ def test_a_diverging_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path)
     )
     assert sum(r["status"] == "finished" for r in rows) == 2
     assert result.best["params"]["train.lr"] == 0.001
+
+
+def test_trials_on_two_ray_train_workers_each(tmp_path):
+    """train.num_workers 2: each trial drives a TorchTrainer (DDP on 2 workers) and Tune gets
+    rank 0's per-epoch score through TuneReportCallback; a diverging one fails with its cause."""
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {grid: [0.001, 1.0e+12]}\n")
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    base = load_config(
+        RunConfig,
+        data={**RING_GAN, "train.epochs": 2, "train.num_workers": 2, "train.grad_clip": None},
+    )
+    result = sweep(base, SweepConfig(space=str(space), trials=1, scheduler="fifo"), store)
+    rows = {r["train.lr"]: r for r in trials_of(store, result.sweep_id)}
+    good, bad = rows[0.001], rows[1e12]
+    assert good["status"] == "finished" and good["workers"] == 2
+    assert len(good["score_by_epoch"]) == 2 and all(s > 0 for s in good["score_by_epoch"])
+    assert bad["status"] == "failed" and "FloatingPointError" in bad["error"]
+    checkpoints = [k for k in store.list(f"sweeps/{result.sweep_id}/trials") if "epoch-" in k]
+    assert any("epoch-00001" in k for k in checkpoints)  # in the store, for every node to read
+    assert result.best["params"]["train.lr"] == 0.001
+
+
+def test_a_sweep_wider_than_the_cluster_fails_before_tune(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("train.num_workers: {choice: [1, 3]}\n")
+    base = load_config(RunConfig, data=RING_GAN)
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    with pytest.raises(ConfigError, match="train.num_workers: 3 workers need 3 CPUs"):
+        sweep(base, SweepConfig(space=str(space), trials=2), store)
+    assert store.list() == []  # nothing prepared, nothing swept
 
 
 DRIVER = """

@@ -66,6 +66,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=15)
     ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--grace", type=int, default=1, help="ASHA grace period (epochs)")
+    ap.add_argument("--factor", type=int, default=3, help="ASHA reduction factor")
     args = ap.parse_args()
     ensure_ray()
     base = load_config(
@@ -90,14 +92,22 @@ def main() -> None:
             base,
             asha_space,
             SweepConfig(
-                space=str(asha_space), trials=args.trials, grace_period=1, reduction_factor=3
+                space=str(asha_space),
+                trials=args.trials,
+                grace_period=args.grace,
+                reduction_factor=args.factor,
             ),
         )
         asha_grid = run(
             store,
             base,
             grid_space,
-            SweepConfig(space=str(grid_space), trials=1, grace_period=1, reduction_factor=3),
+            SweepConfig(
+                space=str(grid_space),
+                trials=1,
+                grace_period=args.grace,
+                reduction_factor=args.factor,
+            ),
         )
     raw = raw_tune(8)
     runs = (("full grid", grid), ("ASHA+random", asha), ("ASHA over grid", asha_grid))

@@ -4,12 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench clean chromium
+.PHONY: setup run test lint format bench clean chromium resolution
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -29,7 +29,11 @@ format: setup
 chromium:
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: lint chromium
+# pip must resolve without backtracking and without CUDA libraries on a machine without a GPU
+resolution: setup
+	$(BIN)/python .ci/check_resolution.py
+
+test: lint chromium resolution
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: setup

@@ -1,9 +1,9 @@
 """The demo pipeline's wall time, per stage, and the share that is framework overhead.
 
-Runs `genai run configs/demo.yaml --json` as a user does (fresh store, fresh processes), then a
-second time (every stage skipped). Framework overhead is everything that is not training, scoring
-or evaluating: process and import start-up, Prefect's temporary server, Ray start-up, Ray Train
-worker start-up, Tune trial start-up. Each is measured apart in the same run:
+Runs `genai run --json` (the default config, what `make run` runs) as a user does (fresh store,
+fresh processes), then a second time (every stage skipped). Framework overhead is everything that
+is not training, scoring or evaluating: process and import start-up, the Prefect server, Ray
+start-up, Ray Train worker start-up, Tune trial start-up. Each is measured apart in the same run:
 
 * process + imports + Prefect temporary server: `genai run` wall time minus the stages' sum;
 * Ray start-up: `ensure_ray()` in a fresh process;
@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from genai import layout
 from genai.runs import history_of
 from genai.storage import ArtifactStore
 
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def genai_run(store: str) -> tuple[dict, float]:
     t = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "genai.cli", "run", "configs/demo.yaml", "--store", store, "--json"],
+        [sys.executable, "-m", "flows.cli", "run", "--store", store, "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -57,11 +58,9 @@ def main() -> None:
         summary = store.read_json(first["summary_uri"].removeprefix(uri + "/"))  # before the re-run
         _, rerun_wall = genai_run(uri)
         stages = summary["stage_seconds"]
-        trials = store.read_table(
-            f"sweeps/{summary['sweep']['sweep_id']}/trials.parquet"
-        ).to_pylist()
+        trials = store.read_table(layout.sweep_trials(summary["sweep"]["sweep_id"])).to_pylist()
         run_id = summary["best_run"]["run_id"]
-        history = history_of(store.read_table(f"runs/{run_id}/metrics.parquet"))
+        history = history_of(store.read_table(layout.run_metrics(run_id)))
     ray_s = ray_startup()
     epochs_s = sum(h["epoch_s"] for h in history)
     trial_work = sum(t["wall_s"] or 0 for t in trials)

@@ -2,7 +2,8 @@
 
 ring8 and grid25 (PacGAN / VEEGAN 2-D experiments): every GAN loss and the VAE, DDPM and
 autoregressive families, each trained with a fixed budget for --seeds seeds with the one training
-loop (in-process: the budget, not the cluster, is what is compared), stored as a run and judged by
+loop (in-process, :func:`genai.train.launcher.train_local`: the budget, not the cluster, is
+what is compared), stored as a run and judged by
 ``genai.evaluate`` on 2,500 samples: modes captured, high-quality share, reverse KL, as mean and
 standard deviation. digits: FID, KID, precision and recall per family beside the floor.
 
@@ -18,14 +19,13 @@ import time
 
 import torch
 
-from genai.config import EvaluateConfig, RunConfig, load_config
+from genai.config import EvaluateConfig, RunConfig
+from genai.configfile import load_config
 from genai.data.dataset import read_split
 from genai.data.prepare import prepare
 from genai.evaluate.evaluate import evaluate_run
-from genai.models import DataSpec, build_model
-from genai.runs import save_run
 from genai.storage import ArtifactStore
-from genai.train.loop import fit_local
+from genai.train.launcher import train_local
 
 PUBLISHED = {  # PacGAN (Lin et al. 2018) Table 1: modes / high-quality % / reverse KL
     "ring8": [
@@ -69,15 +69,13 @@ ROWS = 5000
 
 
 def fit_and_evaluate(store, run_id, overrides, n_samples, split="test"):
-    cfg = load_config(RunConfig, data={"train.batch_size": 128, "train.lr": 1e-3, **overrides})
+    data = {"train.batch_size": 128, "train.lr": 1e-3, **overrides, "train.run_id": run_id}
+    cfg = load_config(RunConfig, data=data)
     prepared = prepare(cfg.data, store)
-    x = torch.from_numpy(read_split(store, prepared.key, "train")[0])
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(prepared.manifest))
+    x = read_split(store, prepared.key, "train")[0]
     t = time.perf_counter()
-    history = fit_local(model, x, None, cfg.train)
+    train_local(cfg, store)
     seconds = time.perf_counter() - t
-    save_run(store, run_id, cfg, prepared.summary(), model.state_dict(), history)
     ev = evaluate_run(
         store, run_id, EvaluateConfig(n_samples=n_samples, split=split, seed=cfg.train.seed)
     )

@@ -20,7 +20,8 @@ from pathlib import Path
 from ray import tune
 
 from genai.cluster import ensure_ray
-from genai.config import RunConfig, SweepConfig, load_config
+from genai.config import RunConfig, SweepConfig
+from genai.configfile import load_config
 from genai.storage import ArtifactStore
 from genai.tune.sweep import sweep
 

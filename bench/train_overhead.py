@@ -2,7 +2,7 @@
 
 Same model (VAE, MLP 256x2), data (ring8, --rows rows), batch size and epochs on both sides.
 
-* plain: :func:`genai.train.loop.fit_local` in this process (torch threads = 1, as a Ray worker),
+* plain: :func:`genai.train.loop.fit` in this process (torch threads = 1, as a Ray worker),
   training and a validation loss per epoch, as genai does.
 * genai: :func:`genai.train.launcher.train` on 1 and on 2 Ray workers. Each is run for E_short and
   E_long epochs; steady-state epoch time = (t_long - t_short) / (E_long - E_short), which counts
@@ -26,14 +26,15 @@ import time
 import torch
 
 from genai.cluster import ensure_ray
-from genai.config import RunConfig, load_config
+from genai.config import RunConfig
+from genai.configfile import load_config
 from genai.data.dataset import read_manifest, read_split
 from genai.data.prepare import prepare
-from genai.models import DataSpec, build_model
+from genai.models import DataSpec
 from genai.runs import history_of
 from genai.storage import ArtifactStore
 from genai.train.launcher import train
-from genai.train.loop import fit_local
+from genai.train.loop import FitData, epoch_rows, fit
 
 
 def config(rows: int, epochs: int, workers: int, run_id: str) -> RunConfig:
@@ -61,9 +62,8 @@ def plain_timing(store: ArtifactStore, rows: int, key: str, short: int, long: in
     walls, compute = {}, []
     for epochs in (short, long):
         cfg = config(rows, epochs, 1, "plain")
-        model = build_model(cfg.model, cfg.loss, spec)
         t = time.perf_counter()
-        history = fit_local(model, x, val, cfg.train)
+        history = fit(cfg, FitData(x, val, spec)).history
         walls[epochs] = time.perf_counter() - t
         compute += [h["samples_per_s"] for h in history]
     epoch = (walls[long] - walls[short]) / (long - short)
@@ -97,15 +97,13 @@ def data_path(store: ArtifactStore, key: str, epochs: int) -> dict[str, float]:
     streaming the split through Ray Data (what ``get_dataset_shard`` hands a worker)."""
     import ray.data
 
-    from genai.train.worker import shard
-
     times: dict[str, list[float]] = {"parquet": [], "ray_data": []}
     t = time.perf_counter()
     x = torch.from_numpy(read_split(store, key, "train")[0])
     first = time.perf_counter() - t
     for e in range(epochs):
         t = time.perf_counter()
-        n = sum(len(b) for b in torch.split(shard(x, seed=0, epoch=e, rank=0, world=1), 256))
+        n = sum(len(b) for b in torch.split(x[epoch_rows(len(x), seed=0, epoch=e)], 256))
         times["parquet"].append(time.perf_counter() - t + (first if e == 0 else 0))
     fs, path = store.arrow_filesystem(f"{key}/split=train")
     ds = ray.data.read_parquet(path, filesystem=fs, columns=["x"]).random_shuffle(seed=0)

@@ -1,9 +1,9 @@
 """The ``pipeline`` flow: prepare -> sweep -> retrain the best config -> evaluate -> generate.
 
-Each stage is skipped when the store already holds its result for the same inputs (dataset
-manifest, sweep best.json, run result.json, evaluation and samples with the same settings);
-``force`` removes a stage's artifacts and redoes it. The summary goes to
-``pipelines/{pipeline_id}/summary.json`` and a markdown report to the Prefect UI.
+Each stage decides in the library whether the store already holds its result for the same inputs
+(dataset manifest, sweep best.json, run result.json, evaluation and samples made with the same
+settings) and then returns it; ``force`` removes a stage's artifacts first, so it is redone. The
+summary goes to ``pipelines/{pipeline_id}/summary.json``, a markdown report to the Prefect UI.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from prefect.artifacts import create_markdown_artifact
 from flows.evaluate import artifact_key, evaluate_task
 from flows.generate import generate_task, report
 from flows.prepare import feature_network, prepare_dataset
-from flows.retry import retry_on_io
 from flows.sweep import leaderboard, sweep_task
 from flows.train import train_run
+from genai import layout
 from genai.config import PipelineConfig, RunConfig
 from genai.storage import ArtifactStore
 
@@ -31,36 +31,18 @@ def pipeline_id_for(config: PipelineConfig) -> str:
     return f"{config.name}-{digest.hexdigest()[:12]}"
 
 
-def inputs_hash(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 @task
 def forget(store: str | None, prefix: str) -> None:
     """--force: remove a stage's artifacts so it runs again."""
     ArtifactStore(store).delete(prefix)
 
 
-@task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_on_io)
-def stage_done(store: str | None, key: str, inputs: str) -> bool:
-    """Whether the artifact at ``key`` was made from these inputs (its ``inputs.json``)."""
-    s = ArtifactStore(store)
-    return (
-        s.exists(f"{key}/inputs.json") and s.read_json(f"{key}/inputs.json").get("inputs") == inputs
-    )
-
-
-@task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_on_io)
-def mark_done(store: str | None, key: str, inputs: str) -> None:
-    ArtifactStore(store).write_json(f"{key}/inputs.json", {"inputs": inputs})
-
-
 def retrain_config(config: PipelineConfig, best: dict[str, Any]) -> RunConfig:
-    """The sweep's best config, trained for ``retrain_epochs`` on ``train.num_workers`` workers."""
+    """The sweep's best config, trained for ``retrain_epochs`` on ``retrain_workers`` workers."""
     tree = dict(best["config"])
     train = dict(tree["train"])
     train["epochs"] = config.retrain_epochs or config.train.epochs
-    train["num_workers"] = config.train.num_workers
+    train["num_workers"] = config.retrain_workers or config.train.num_workers
     train["run_id"] = None
     tree["train"] = train
     return RunConfig.model_validate(tree)
@@ -84,7 +66,7 @@ def pipeline_flow(
 
     t = time.perf_counter()
     if force:
-        forget(store, f"pipelines/{pipeline_id}")
+        forget(store, layout.pipeline(pipeline_id))
     dataset = prepare_dataset(config.data, store, ray_address)
     accuracy = feature_network(dataset["dataset"], dataset["version"], store)
     timed("prepare", t)
@@ -96,7 +78,7 @@ def pipeline_flow(
     if force:
         from genai.tune.sweep import sweep_id_for
 
-        forget(store, f"sweeps/{sweep_id_for(base, config.sweep.space, config.sweep)}")
+        forget(store, layout.sweep(sweep_id_for(base, config.sweep.space, config.sweep)))
     swept = sweep_task(base, config.sweep, store, ray_address)
     timed("sweep", t)
 
@@ -105,43 +87,21 @@ def pipeline_flow(
     if force:
         from genai.runs import run_id_for
 
-        forget(store, f"runs/{run_id_for(best_cfg, dataset['version'])}")
+        forget(store, layout.run(run_id_for(best_cfg, dataset["version"])))
     trained = train_run(best_cfg, store, ray_address)
     run_id = trained["run_id"]
     timed("train", t)
 
     t = time.perf_counter()
-    eval_inputs = inputs_hash(run_id, config.evaluate.model_dump())
-    if force or not stage_done(store, f"evaluations/{run_id}", eval_inputs):
-        evaluation = evaluate_task(run_id, config.evaluate, store)
-        mark_done(store, f"evaluations/{run_id}", eval_inputs)
-    else:
-        s = ArtifactStore(store)
-        table = s.read_table(f"evaluations/{run_id}/metrics.parquet").to_pylist()
-        evaluation = {
-            "uri": s.key_uri(f"evaluations/{run_id}/metrics.parquet"),
-            "metrics": {r["metric"]: r["value"] for r in table},
-            "floors": {r["metric"]: r["floor"] for r in table},
-        }
+    if force:
+        forget(store, layout.evaluation(run_id))
+    evaluation = evaluate_task(run_id, config.evaluate, store)  # reuses a stored evaluation
     timed("evaluate", t)
 
     t = time.perf_counter()
-    gen_inputs = inputs_hash(run_id, config.generate.model_dump())
-    if force or not stage_done(store, f"samples/{run_id}", gen_inputs):
-        samples = generate_task(run_id, config.generate, store)
-        mark_done(store, f"samples/{run_id}", gen_inputs)
-    else:
-        s = ArtifactStore(store)
-        files = {
-            k.rsplit("/", 1)[-1].split(".")[0]: s.key_uri(k) for k in s.list(f"samples/{run_id}")
-        }
-        files.pop("inputs", None)
-        samples = {
-            "run_id": run_id,
-            "uri": files.get("samples"),
-            "n": config.generate.n,
-            "files": files,
-        }
+    if force:
+        forget(store, layout.samples(run_id))
+    samples = generate_task(run_id, config.generate, store)  # reuses stored samples
     timed("generate", t)
 
     s = ArtifactStore(store)
@@ -159,7 +119,7 @@ def pipeline_flow(
         "samples": samples["files"],
         "stage_seconds": timings,
     }
-    summary["summary_uri"] = s.write_json(f"pipelines/{pipeline_id}/summary.json", summary)
+    summary["summary_uri"] = s.write_json(layout.pipeline_summary(pipeline_id), summary)
     create_markdown_artifact(
         markdown=pipeline_report(summary, store, samples),
         key=artifact_key(f"pipeline-{pipeline_id}"),

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.retry import retry_on_io
+from genai import layout
 from genai.config import DataConfig
 from genai.data.prepare import prepare
 from genai.storage import ArtifactStore
@@ -24,7 +25,7 @@ def feature_network(dataset: str, version: str, store: str | None) -> float | No
     """Labelled image data: train (once) the domain feature network; its test accuracy."""
     from genai.evaluate.features import ensure_feature_net
 
-    trained = ensure_feature_net(ArtifactStore(store), f"datasets/{dataset}/{version}")
+    trained = ensure_feature_net(ArtifactStore(store), layout.dataset(dataset, version))
     return None if trained is None else trained.test_accuracy
 
 

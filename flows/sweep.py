@@ -9,6 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from flows.evaluate import artifact_key
 from flows.retry import retry_on_io
+from genai import layout
 from genai.config import RunConfig, SweepConfig
 from genai.storage import ArtifactStore
 
@@ -24,7 +25,7 @@ def sweep_task(
 
 
 def leaderboard(store: str | None, sweep_id: str, top: int = 20) -> list[dict[str, Any]]:
-    table = ArtifactStore(store).read_table(f"sweeps/{sweep_id}/trials.parquet").to_pylist()
+    table = ArtifactStore(store).read_table(layout.sweep_trials(sweep_id)).to_pylist()
     ranked = sorted(
         table, key=lambda r: (r["score"] is None, r["score"] if r["score"] is not None else 0)
     )

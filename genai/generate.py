@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from genai import layout
 from genai.config import GenerateConfig
 from genai.data.dataset import denormalise
 from genai.evaluate.evaluate import check_finite
@@ -20,12 +21,33 @@ from genai.plots import image_grid, loss_curves, scatter
 from genai.runs import history_of, load_trained
 from genai.storage import ArtifactStore
 
+PICTURES = ("grid", "scatter", "loss_curve")
+
+
+def stored_samples(store: ArtifactStore, run_id: str, cfg: GenerateConfig) -> dict[str, Any] | None:
+    """What :func:`generate` returned for ``run_id`` if its samples were made with ``cfg``."""
+    key = layout.samples_table(run_id)
+    if not store.exists(key):
+        return None
+    schema = store.read_table(key, columns=["index"]).schema
+    if store.table_metadata(schema).get("generate") != cfg.model_dump(mode="json"):
+        return None
+    files = {"samples": store.key_uri(key)}
+    for name in PICTURES:
+        if store.exists(layout.samples_picture(run_id, name)):
+            files[name] = store.key_uri(layout.samples_picture(run_id, name))
+    return {"run_id": run_id, "uri": files["samples"], "n": cfg.n, "files": files, "reused": True}
+
 
 def generate(
     store: ArtifactStore, run_id: str, cfg: GenerateConfig | None = None
 ) -> dict[str, Any]:
-    """Draw ``cfg.n`` samples (seed ``cfg.seed``, ``cfg.batch_size`` at a time) and store them."""
+    """Draw ``cfg.n`` samples (seed ``cfg.seed``, ``cfg.batch_size`` at a time) and store them
+    (or return the stored ones made with the same settings)."""
     cfg = cfg or GenerateConfig()
+    done = stored_samples(store, run_id, cfg)
+    if done is not None:
+        return done
     model, _run, manifest, _ = load_trained(store, run_id)
     samples = model.sample_batched(
         cfg.n, batch_size=cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed)
@@ -49,21 +71,23 @@ def generate(
         "dataset": manifest["dataset"],
         "version": manifest["version"],
         "seed": cfg.seed,
+        "generate": cfg.model_dump(mode="json"),
     }
-    key = f"samples/{run_id}"
-    files = {"samples": store.write_table(f"{key}/samples.parquet", table, metadata=meta)}
     title = f"{run_id} ({manifest['dataset']})"
+    files: dict[str, str] = {}
     if manifest["kind"] == "image":
-        files["grid"] = store.write_bytes(f"{key}/grid.png", image_grid(values, title=title))
+        files["grid"] = image_grid(values, title=title)
     elif values.shape[-1] == 2 and values.ndim == 2:
         modes = np.asarray(manifest["modes"]) if manifest.get("modes") else None
-        files["scatter"] = store.write_bytes(
-            f"{key}/scatter.png", scatter(values, modes=modes, title=title)
-        )
-    metrics_key = f"runs/{run_id}/metrics.parquet"
-    if store.exists(metrics_key):
-        history = history_of(store.read_table(metrics_key))
-        files["loss_curve"] = store.write_bytes(
-            f"{key}/loss_curve.png", loss_curves(history, title=title)
-        )
-    return {"run_id": run_id, "uri": files["samples"], "n": cfg.n, "files": files}
+        files["scatter"] = scatter(values, modes=modes, title=title)
+    if store.exists(layout.run_metrics(run_id)):
+        history = history_of(store.read_table(layout.run_metrics(run_id)))
+        files["loss_curve"] = loss_curves(history, title=title)
+    uris = {
+        name: store.write_bytes(layout.samples_picture(run_id, name), png)
+        for name, png in files.items()
+    }
+    # the samples last: their metadata is what marks the stage done for these settings
+    key = layout.samples_table(run_id)
+    uris = {"samples": store.write_table(key, table, metadata=meta), **uris}
+    return {"run_id": run_id, "uri": uris["samples"], "n": cfg.n, "files": uris, "reused": False}

@@ -10,12 +10,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from genai import layout
 from genai.config import RunConfig
 from genai.storage import ArtifactStore, StoreError
-
-
-def run_key(run_id: str) -> str:
-    return f"runs/{run_id}"
 
 
 def run_id_for(cfg: RunConfig, dataset_version: str) -> str:
@@ -53,7 +50,7 @@ def metrics_table(run_id: str, history: Iterable[Mapping[str, float]]) -> pa.Tab
 
 
 def write_metrics(store: ArtifactStore, run_id: str, history: list[Mapping[str, float]]) -> str:
-    return store.write_table(f"{run_key(run_id)}/metrics.parquet", metrics_table(run_id, history))
+    return store.write_table(layout.run_metrics(run_id), metrics_table(run_id, history))
 
 
 def history_of(table: pa.Table) -> list[dict[str, float]]:
@@ -91,27 +88,9 @@ class TrainResult:
         }
 
 
-def latest_checkpoint(store: ArtifactStore, run_id: str) -> str:
-    """Key of the newest checkpoint's state file of a run (``.../epoch-NNNNN/state.pt``)."""
-    files = [k for k in store.list(f"{run_key(run_id)}/checkpoints") if k.endswith("/state.pt")]
-    if not files:
-        raise StoreError(f"run {run_id} has no checkpoint under {store.key_uri(run_key(run_id))}")
-    return max(files)
-
-
-def read_state(store: ArtifactStore, run_id: str) -> dict[str, Any]:
-    """The newest checkpoint of a run: model and optimiser states, epoch, step, history."""
-    import io
-
-    import torch
-
-    data = store.read_bytes(latest_checkpoint(store, run_id))
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-
-
 def dataset_key_of(saved_config: dict[str, Any]) -> str:
     ds = saved_config["dataset"]
-    return f"datasets/{ds['dataset']}/{ds['version']}"
+    return layout.dataset(ds["dataset"], ds["version"])
 
 
 def needs_features(cfg: RunConfig) -> bool:
@@ -123,58 +102,32 @@ def load_trained(store: ArtifactStore, run_id: str):
     """(model in eval mode with its newest weights, RunConfig, dataset manifest, dataset key)."""
     from genai.data.dataset import read_manifest
     from genai.models import DataSpec, build_model
+    from genai.train import checkpoint
 
     check_run(store, run_id)
-    saved = store.read_json(f"{run_key(run_id)}/config.json")
+    saved = store.read_json(layout.run_config(run_id))
     cfg = RunConfig.model_validate(saved["config"])
     dkey = dataset_key_of(saved)
     manifest = read_manifest(store, dkey)
-    state = read_state(store, run_id)  # a run without a checkpoint fails here, by name
+    state = checkpoint.read_latest(store, layout.run_checkpoints(run_id))
     features = None
     if needs_features(cfg):
         from genai.evaluate.features import ensure_feature_net
 
         features = ensure_feature_net(store, dkey).net.layers
     model = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(manifest), features=features)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(checkpoint.model_state(state))
     model.eval()
     return model, cfg, manifest, dkey
 
 
-def save_run(
-    store: ArtifactStore,
-    run_id: str,
-    cfg: RunConfig,
-    dataset: dict[str, Any],
-    model_state: dict[str, Any],
-    history: list[dict[str, float]],
-) -> str:
-    """Store a run fitted in this process (``fit_local``) in the layout Ray Train runs leave:
-    config.json, metrics.parquet, checkpoints/epoch-NNNNN/state.pt, result.json last."""
-    import io
-
-    import torch
-
-    key = run_key(run_id)
-    epoch = len(history) - 1
-    store.write_json(
-        f"{key}/config.json",
-        {"run_id": run_id, "config": cfg.model_dump(mode="json"), "dataset": dataset},
-    )
-    write_metrics(store, run_id, history)
-    buf = io.BytesIO()
-    torch.save({"model": model_state, "epoch": epoch, "step": None, "history": history}, buf)
-    store.write_bytes(f"{key}/checkpoints/epoch-{epoch:05d}/state.pt", buf.getvalue())
-    final = {k: v for k, v in history[-1].items() if k != "epoch"}
-    result = {"run_id": run_id, "uri": store.key_uri(key), "epochs": len(history), "metrics": final}
-    store.write_json(f"{key}/result.json", {**result, "checkpoint": None, "dataset": dataset})
-    return store.key_uri(key)
-
-
 def check_run(store: ArtifactStore, run_id: str) -> None:
     """Fail fast, naming the run, when it does not exist or has no checkpoint yet."""
-    if not store.exists(f"{run_key(run_id)}/config.json"):
-        known = sorted({k.split("/")[1] for k in store.list("runs") if k.endswith("/config.json")})
-        listed = ", ".join(known[:10]) or "none"
+    from genai.train import checkpoint
+
+    if not store.exists(layout.run_config(run_id)):
+        listed = ", ".join(layout.run_ids(store.list(layout.RUNS))[:10]) or "none"
         raise StoreError(f"no run {run_id!r} in {store.uri} (runs there: {listed})")
-    latest_checkpoint(store, run_id)
+    if checkpoint.latest_key(store, layout.run_checkpoints(run_id)) is None:
+        where = store.key_uri(layout.run(run_id))
+        raise StoreError(f"run {run_id} has no checkpoint under {where}")

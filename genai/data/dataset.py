@@ -6,20 +6,21 @@ from typing import Any
 
 import numpy as np
 
+from genai import layout
 from genai.storage import ArtifactStore, StoreError
 
 
 def read_manifest(store: ArtifactStore, key: str) -> dict[str, Any]:
     """The manifest of a committed dataset (its presence is what makes the dataset visible)."""
-    if not store.exists(f"{key}/manifest.json"):
+    if not store.exists(layout.manifest(key)):
         raise StoreError(f"no prepared dataset at {store.key_uri(key)} (manifest.json missing)")
-    return store.read_json(f"{key}/manifest.json")
+    return store.read_json(layout.manifest(key))
 
 
 def read_split(store: ArtifactStore, key: str, split: str) -> tuple[np.ndarray, np.ndarray | None]:
     """One split as ``(values (N, *shape) float32, labels (N,) or None)``, in row order."""
     manifest = read_manifest(store, key)
-    table = store.read_table(f"{key}/split={split}").sort_by("row")
+    table = store.read_table(layout.split(key, split)).sort_by("row")
     col = table.column("x").combine_chunks()
     values = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     values = values.reshape(len(col), *manifest["shape"])

@@ -23,6 +23,7 @@ from ray.data import SaveMode
 from ray.data.datasource import FilenameProvider
 
 import genai
+from genai import layout
 from genai.cluster import ensure_ray
 from genai.config import DataConfig, SplitConfig
 from genai.data.sources import DataError, SourceData, load_source
@@ -53,10 +54,6 @@ class PreparedDataset:
             "uri": self.uri,
             "rows": self.rows,
         }
-
-
-def dataset_key(name: str, version: str) -> str:
-    return f"datasets/{name}/{version}"
 
 
 def split_codes(labels: np.ndarray | None, n: int, split: SplitConfig, seed: int) -> np.ndarray:
@@ -217,9 +214,9 @@ def prepare(
     digest = content_hash(source, {**source.params, **prep})
     version = digest[:16]
     name = cfg.dataset_name
-    key = dataset_key(name, version)
-    if store.exists(f"{key}/manifest.json"):
-        manifest = store.read_json(f"{key}/manifest.json")
+    key = layout.dataset(name, version)
+    if store.exists(layout.manifest(key)):
+        manifest = store.read_json(layout.manifest(key))
         log.info("dataset %s/%s already prepared at %s", name, version, store.key_uri(key))
         rows = manifest["rows"]
         return PreparedDataset(name, version, key, store.key_uri(key), rows, manifest, False)
@@ -287,7 +284,7 @@ def prepare(
         "files": [k.removeprefix(key + "/") for k in store.list(key)],
         "genai_version": genai.__version__,
     }
-    store.write_json(f"{key}/manifest.json", manifest)  # the commit: now the dataset is visible
+    store.write_json(layout.manifest(key), manifest)  # the commit: now the dataset is visible
     log.info("prepared %s/%s (%d rows) in %.1fs", name, version, n, time.perf_counter() - t0)
     return PreparedDataset(name, version, key, store.key_uri(key), rows, manifest, True)
 

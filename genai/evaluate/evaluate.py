@@ -1,9 +1,9 @@
-"""Evaluate a trained run with loss-independent metrics, each beside its floor.
+"""Evaluate a trained run with loss-independent metrics (:class:`genai.evaluate.judge.Judge`),
+each beside its floor.
 
-The floor of a metric is its value between two real samples (train against the reference split,
-or the reference split itself for mode metrics): the best a model can hope to score.
 Writes ``evaluations/{run_id}/metrics.parquet``: run_id, metric, value, floor, n_samples,
-reference.
+reference; the evaluate settings ride in the schema metadata, so evaluating the same run with the
+same settings again returns the stored table instead of sampling again.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import torch
 
+from genai import layout
 from genai.config import EvaluateConfig
-from genai.data.dataset import denormalise, read_split
-from genai.evaluate.features import ensure_feature_net
-from genai.evaluate.images import image_metrics
+from genai.evaluate.judge import Judge
 from genai.evaluate.likelihood import likelihood_metrics
-from genai.evaluate.points import median_bandwidth, mode_metrics, rbf_mmd2
 from genai.runs import load_trained
 from genai.storage import ArtifactStore
 
@@ -37,6 +34,7 @@ class Evaluation:
     floors: dict[str, float | None]
     n_samples: int
     reference: str
+    reused: bool = False
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -56,46 +54,43 @@ def check_finite(samples: torch.Tensor, run_id: str) -> None:
         )
 
 
-def mixture_metrics(fake: torch.Tensor, ref: torch.Tensor, manifest: dict) -> tuple[dict, dict]:
-    """Modes, high quality, reverse KL (data units) of the samples, and of real data as floor."""
-    modes, std = np.asarray(manifest["modes"]), manifest["mode_std"]
-    ours = mode_metrics(denormalise(fake.numpy(), manifest), modes, std)
-    real = mode_metrics(denormalise(ref.numpy(), manifest), modes, std)
-    return ours, real
-
-
-def sample_metrics(
-    fake: torch.Tensor, ref: torch.Tensor, train: torch.Tensor, manifest: dict, features: Any | None
-) -> tuple[dict[str, float], dict[str, float | None]]:
-    """The metrics for this kind of data, and their floors."""
-    metrics: dict[str, float] = {}
-    floors: dict[str, float | None] = {}
-    if manifest.get("modes") is not None:
-        metrics, floors = mixture_metrics(fake, ref, manifest)
-    if features is not None:
-        metrics |= image_metrics(features.net, ref, fake)
-        floors |= image_metrics(features.net, ref, train[: max(len(fake), len(ref))])
-    if manifest["kind"] != "image":
-        h = median_bandwidth(ref, train)
-        metrics["mmd2"] = rbf_mmd2(ref, fake, h)
-        floors["mmd2"] = rbf_mmd2(ref, train[: len(fake)], h)
-    return metrics, floors
+def stored_evaluation(store: ArtifactStore, run_id: str, cfg: EvaluateConfig) -> Evaluation | None:
+    """The stored evaluation of ``run_id`` if it was made with these settings."""
+    key = layout.evaluation(run_id)
+    if not store.exists(key):
+        return None
+    table = store.read_table(key)
+    if store.table_metadata(table).get("evaluate") != cfg.model_dump(mode="json"):
+        return None
+    rows = table.to_pylist()
+    return Evaluation(
+        run_id,
+        store.key_uri(key),
+        {r["metric"]: r["value"] for r in rows},
+        {r["metric"]: r["floor"] for r in rows},
+        cfg.n_samples,
+        cfg.split,
+        reused=True,
+    )
 
 
 def evaluate_run(
     store: ArtifactStore, run_id: str, cfg: EvaluateConfig | None = None
 ) -> Evaluation:
-    """Sample ``cfg.n_samples`` from the run, compare with ``cfg.split``, write the table."""
+    """Sample ``cfg.n_samples`` from the run, compare with ``cfg.split``, write the table (or
+    return the stored one made with the same settings)."""
     cfg = cfg or EvaluateConfig()
-    model, _run, manifest, dkey = load_trained(store, run_id)
-    ref = torch.from_numpy(read_split(store, dkey, cfg.split)[0])
-    train = torch.from_numpy(read_split(store, dkey, "train")[0])
+    done = stored_evaluation(store, run_id, cfg)
+    if done is not None:
+        return done
+    model, _run, _manifest, dkey = load_trained(store, run_id)
     fake = model.sample_batched(cfg.n_samples, generator=torch.Generator().manual_seed(cfg.seed))
     check_finite(fake, run_id)
-    features = ensure_feature_net(store, dkey) if manifest["kind"] == "image" else None
+    judge = Judge(store, dkey, reference=cfg.split)
     torch.manual_seed(cfg.seed)
-    metrics, floors = sample_metrics(fake, ref, train, manifest, features)
-    for name, value in likelihood_metrics(model, ref).items():
+    metrics = judge.metrics(fake)
+    floors: dict[str, float | None] = dict(judge.floors(cfg.n_samples))
+    for name, value in likelihood_metrics(model, judge.reference).items():
         metrics[name], floors[name] = value, None
     table = pa.table(
         {
@@ -107,7 +102,8 @@ def evaluate_run(
             "reference": [cfg.split] * len(metrics),
         }
     )
-    uri = store.write_table(f"evaluations/{run_id}/metrics.parquet", table)
+    meta = {"evaluate": cfg.model_dump(mode="json"), "score": judge.score_name}
+    uri = store.write_table(layout.evaluation(run_id), table, metadata=meta)
     return Evaluation(
         run_id, uri, metrics, {k: floors.get(k) for k in metrics}, cfg.n_samples, cfg.split
     )

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from genai import layout
 from genai.data.dataset import read_manifest, read_split
 from genai.models.blocks import image_dims
 from genai.storage import ArtifactStore
@@ -65,7 +66,7 @@ class TrainedFeatures:
 
 
 def features_key(manifest: dict) -> str:
-    return f"features/{manifest['dataset']}/{manifest['version']}"
+    return layout.features(manifest["dataset"], manifest["version"])
 
 
 def fit_feature_net(
@@ -112,20 +113,29 @@ def accuracy(net: FeatureNet, x: Tensor, y: Tensor) -> float:
     return float((net.logits(x).argmax(-1) == y).float().mean())
 
 
+def has_feature_net(manifest: dict) -> bool:
+    """Labelled images get a domain feature network; other data is judged in its own space."""
+    return manifest["kind"] == "image" and bool(manifest.get("labels"))
+
+
 def ensure_feature_net(store: ArtifactStore, dataset_key: str) -> TrainedFeatures | None:
     """Load the dataset's feature network, training and storing it first if needed.
 
     None when the data has no labels or is not images.
     """
     manifest = read_manifest(store, dataset_key)
-    if manifest["kind"] != "image" or not manifest.get("labels"):
+    if not has_feature_net(manifest):
         return None
     key = features_key(manifest)
-    if store.exists(f"{key}/meta.json"):
-        meta = store.read_json(f"{key}/meta.json")
+    if store.exists(layout.features_meta(key)):
+        meta = store.read_json(layout.features_meta(key))
         net = FeatureNet(tuple(meta["shape"]), meta["n_classes"], meta["width"])
         net.load_state_dict(
-            torch.load(io.BytesIO(store.read_bytes(f"{key}/model.pt")), map_location="cpu")
+            torch.load(
+                io.BytesIO(store.read_bytes(layout.features_model(key))),
+                map_location="cpu",
+                weights_only=True,
+            )
         )
         net.eval().requires_grad_(False)
         return TrainedFeatures(net, meta["test_accuracy"], key)
@@ -137,7 +147,7 @@ def ensure_feature_net(store: ArtifactStore, dataset_key: str) -> TrainedFeature
     acc = accuracy(net, torch.from_numpy(sx), torch.from_numpy(sy))
     buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
-    store.write_bytes(f"{key}/model.pt", buf.getvalue())
+    store.write_bytes(layout.features_model(key), buf.getvalue())
     meta = {
         "dataset": manifest["dataset"],
         "version": manifest["version"],
@@ -149,5 +159,5 @@ def ensure_feature_net(store: ArtifactStore, dataset_key: str) -> TrainedFeature
         "test_rows": int(len(sy)),
         "class_counts": np.bincount(ty, minlength=len(classes)).tolist(),
     }
-    store.write_json(f"{key}/meta.json", meta)  # written last: the commit
+    store.write_json(layout.features_meta(key), meta)  # written last: the commit
     return TrainedFeatures(net, acc, key)

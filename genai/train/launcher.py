@@ -1,31 +1,28 @@
-"""The driver: checks, then Ray Train's TorchTrainer over :func:`train_loop_per_worker`.
+"""The driver of a run: checks, then the one TorchTrainer builder over the one worker function.
 
 ``runs/{run_id}/`` holds ``config.json`` (resolved config), ``metrics.parquet`` (rewritten by
 rank 0 after every checkpoint, from the history kept in the checkpoint), Ray Train's
 ``checkpoints/`` (the last ``train.keep_checkpoints``), and ``result.json``, written last: a run
 with it is finished and is never trained again; a run without it resumes from its last checkpoint.
+:func:`train_local` fits a run in this process with the same loop and leaves the same layout.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import ray
-import ray.train
-from ray.train.torch import TorchTrainer
-
-from genai.cluster import ensure_ray
+from genai import layout
 from genai.config import RunConfig
-from genai.data.prepare import prepare
-from genai.evaluate.features import ensure_feature_net
-from genai.models import DataSpec, build_model
-from genai.runs import TrainResult, history_of, needs_features, run_id_for, run_key, write_metrics
+from genai.runs import TrainResult, history_of, needs_features, run_id_for, write_metrics
 from genai.storage import ArtifactStore, StoreError
 from genai.strict import ConfigError
-from genai.train.worker import train_loop_per_worker
+from genai.train.loop import EpochContext, FitState, Hook, Session
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
@@ -62,8 +59,82 @@ def check_capacity(cfg: RunConfig, resources: dict[str, float], use_gpu: bool) -
         )
 
 
-def load_result(store: ArtifactStore, run_id: str) -> TrainResult | None:
-    key = f"{run_key(run_id)}/result.json"
+def progress_line(epoch: int, epochs: int, entry: dict[str, Any]) -> str:
+    skip = {"epoch", "epoch_s", "samples_per_s", "param_divergence"}
+    terms = "  ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in skip)
+    return f"epoch {epoch + 1}/{epochs}  {terms}  {entry['samples_per_s']:,.0f} samples/s"
+
+
+@dataclass
+class RunRecorder(Hook):
+    """A run's hook: after each committed epoch, rank 0 rewrites metrics.parquet from the
+    history and prints a progress line."""
+
+    store_uri: str
+    run_id: str
+
+    def on_report(self, ctx: EpochContext) -> None:
+        if ctx.session.rank != 0:
+            return
+        write_metrics(ArtifactStore(self.store_uri, check=False), self.run_id, ctx.state.history)
+        print(
+            progress_line(ctx.epoch, ctx.cfg.train.epochs, ctx.entry), file=sys.stderr, flush=True
+        )
+
+
+def build_trainer(
+    cfg: RunConfig,
+    store: ArtifactStore,
+    dataset_key: str,
+    *,
+    storage_key: str,
+    name: str,
+    hooks: Sequence[Hook],
+    use_gpu: bool,
+    seeds: Sequence[int] | None = None,
+    max_failures: int | None = None,
+    keep: int | None = None,
+    callbacks: Sequence[Any] = (),
+    replay: bool = False,
+):
+    """The one TorchTrainer builder: :func:`train_loop_per_worker` on ``train.num_workers``
+    workers, checkpoints in the store under ``storage_key/name`` (every node reads them).
+    ``replay``: a restored run reports its restored epochs again (see RayTrainSession)."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from genai.train.worker import train_loop_per_worker
+
+    fs, path = store.arrow_filesystem(storage_key)
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "run": cfg.model_dump(mode="json"),
+            "store": store.uri,
+            "dataset_key": dataset_key,
+            "seeds": list(seeds) if seeds is not None else [cfg.train.seed],
+            "hooks": list(hooks),
+            "replay": replay,
+        },
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=use_gpu),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=path,
+            storage_filesystem=fs,
+            failure_config=ray.train.FailureConfig(
+                max_failures=cfg.train.max_failures if max_failures is None else max_failures
+            ),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=cfg.train.keep_checkpoints if keep is None else keep
+            ),
+            callbacks=list(callbacks),
+        ),
+    )
+
+
+def finished_run(store: ArtifactStore, run_id: str) -> TrainResult | None:
+    """The result of a finished run (its result.json), or None."""
+    key = layout.run_result(run_id)
     if not store.exists(key):
         return None
     saved = store.read_json(key)
@@ -72,19 +143,27 @@ def load_result(store: ArtifactStore, run_id: str) -> TrainResult | None:
 
 
 def previous_epochs(store: ArtifactStore, run_id: str) -> int:
-    key = f"{run_key(run_id)}/metrics.parquet"
+    key = layout.run_metrics(run_id)
     return len(history_of(store.read_table(key))) if store.exists(key) else 0
 
 
-def train(
-    cfg: RunConfig,
-    store: ArtifactStore,
-    *,
-    ray_address: str | None = None,
-    fault: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Train ``cfg`` on Ray Train (preparing its data first if the store lacks it)."""
-    prepared = prepare(cfg.data, store, ray_address=ray_address)  # idempotent; starts Ray
+@dataclass(frozen=True)
+class RunPlan:
+    """A run ready to train: its id, its prepared dataset, its data's feature layers."""
+
+    run_id: str
+    dataset: Any  # genai.data.prepare.PreparedDataset
+    features: Any
+
+
+def plan_run(cfg: RunConfig, store: ArtifactStore, *, ray_address: str | None = None) -> RunPlan:
+    """Prepare the data (idempotent), the feature network if a loss needs it, check that the
+    model fits the data, and name the run; all before any worker starts."""
+    from genai.data.prepare import prepare
+    from genai.evaluate.features import ensure_feature_net
+    from genai.models import DataSpec, build_model
+
+    prepared = prepare(cfg.data, store, ray_address=ray_address)
     features = None
     if needs_features(cfg):
         trained = ensure_feature_net(store, prepared.key)
@@ -100,10 +179,66 @@ def train(
         )
     except ValueError as err:  # the data does not fit the architecture: a config error
         raise ConfigError(f"{err} (dataset {prepared.dataset}/{prepared.version})") from None
-    run_id = run_id_for(cfg, prepared.version)
-    done = load_result(store, run_id)
+    return RunPlan(run_id_for(cfg, prepared.version), prepared, features)
+
+
+def _result(
+    store: ArtifactStore,
+    cfg: RunConfig,
+    plan: RunPlan,
+    checkpoint: str | None,
+    resumed: int,
+    seconds: float,
+) -> TrainResult:
+    history = history_of(store.read_table(layout.run_metrics(plan.run_id)))
+    if len(history) != cfg.train.epochs:
+        raise StoreError(
+            f"run {plan.run_id}: metrics hold {len(history)} of {cfg.train.epochs} epochs"
+        )
+    write_metrics(store, plan.run_id, history)  # the final, complete table
+    out = TrainResult(
+        run_id=plan.run_id,
+        uri=store.key_uri(layout.run(plan.run_id)),
+        epochs=len(history),
+        metrics={k: v for k, v in history[-1].items() if k != "epoch"},
+        checkpoint=checkpoint,
+        dataset=plan.dataset.summary(),
+        resumed_from_epoch=resumed or None,
+    )
+    saved = {k: v for k, v in out.__dict__.items() if k != "reused"}
+    store.write_json(layout.run_result(plan.run_id), {**saved, "train_s": round(seconds, 2)})
+    return out
+
+
+def _write_config(store: ArtifactStore, cfg: RunConfig, plan: RunPlan) -> None:
+    store.write_json(
+        layout.run_config(plan.run_id),
+        {
+            "run_id": plan.run_id,
+            "config": cfg.model_dump(mode="json"),
+            "dataset": plan.dataset.summary(),
+        },
+    )
+
+
+def train(
+    cfg: RunConfig,
+    store: ArtifactStore,
+    *,
+    ray_address: str | None = None,
+    hooks: Sequence[Hook] = (),
+) -> TrainResult:
+    """Train ``cfg`` on Ray Train (preparing its data first if the store lacks it).
+
+    ``hooks`` run in every worker after the run's own (e.g. a callback of yours)."""
+    import ray
+
+    from genai.cluster import ensure_ray
+
+    plan = plan_run(cfg, store, ray_address=ray_address)
+    done = finished_run(store, plan.run_id)
     if done is not None:
-        log.info("run %s is already finished at %s", run_id, done.uri)
+        log.info("run %s is already finished at %s", plan.run_id, done.uri)
         return done
 
     ensure_ray(ray_address)
@@ -111,55 +246,78 @@ def train(
     use_gpu = resolve_use_gpu(cfg, resources)
     check_capacity(cfg, resources, use_gpu)
 
-    key = run_key(run_id)
-    resumed = previous_epochs(store, run_id)
-    store.write_json(
-        f"{key}/config.json",
-        {"run_id": run_id, "config": cfg.model_dump(mode="json"), "dataset": prepared.summary()},
-    )
-    fs, path = store.arrow_filesystem(key)
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "run": cfg.model_dump(mode="json"),
-            "run_id": run_id,
-            "store": store.uri,
-            "dataset_key": prepared.key,
-            "fault": fault,
-        },
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=use_gpu),
-        run_config=ray.train.RunConfig(
-            name="checkpoints",
-            storage_path=path,
-            storage_filesystem=fs,
-            failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints),
-        ),
+    resumed = previous_epochs(store, plan.run_id)
+    _write_config(store, cfg, plan)
+    trainer = build_trainer(
+        cfg,
+        store,
+        plan.dataset.key,
+        storage_key=layout.run(plan.run_id),
+        name=layout.run_checkpoints(plan.run_id).rsplit("/", 1)[-1],
+        hooks=[RunRecorder(store.uri, plan.run_id), *hooks],
+        use_gpu=use_gpu,
     )
     start = time.perf_counter()
     try:
         result = trainer.fit()
     except Exception as err:
-        raise TrainError(f"run {run_id} failed: {type(err).__name__}: {err}") from err
-    history = history_of(store.read_table(f"{key}/metrics.parquet"))
-    if len(history) != cfg.train.epochs:
-        raise StoreError(f"run {run_id}: metrics hold {len(history)} of {cfg.train.epochs} epochs")
-    write_metrics(store, run_id, history)  # the final, complete table
-    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
-    final = {k: v for k, v in history[-1].items() if k != "epoch"}
-    out = TrainResult(
-        run_id=run_id,
-        uri=store.key_uri(key),
-        epochs=len(history),
-        metrics=final,
-        checkpoint=f"{store.protocol}://{checkpoint}"
-        if checkpoint and store.protocol == "s3"
-        else checkpoint,
-        dataset=prepared.summary(),
-        resumed_from_epoch=resumed or None,
+        raise TrainError(f"run {plan.run_id} failed: {type(err).__name__}: {err}") from err
+    path = result.checkpoint.path if result.checkpoint is not None else None
+    checkpoint = f"s3://{path}" if path and store.protocol == "s3" else path
+    return _result(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)
+
+
+class StoreSession(Session):
+    """This process, checkpointing into the store as Ray Train does for a run (the local fit of
+    benchmarks and tests): ``runs/{id}/checkpoints/epoch-NNNNN/state.pt``, the last k kept."""
+
+    def __init__(self, store: ArtifactStore, run_id: str, keep: int) -> None:
+        self.store, self.run_id, self.keep = store, run_id, keep
+
+    def restored(self) -> dict[str, Any] | None:
+        from genai.train import checkpoint
+
+        key = checkpoint.latest_key(self.store, layout.run_checkpoints(self.run_id))
+        return None if key is None else checkpoint.load(self.store.read_bytes(key))
+
+    def report(self, entry: dict[str, Any], state: FitState) -> None:
+        import io
+
+        import torch
+
+        from genai.train import checkpoint
+
+        buf = io.BytesIO()
+        torch.save(checkpoint.to_dict(state), buf)
+        self.store.write_bytes(layout.run_checkpoint(self.run_id, state.epoch), buf.getvalue())
+        for old in range(state.epoch - self.keep, -1, -1):
+            stale = layout.run_checkpoint(self.run_id, old).rsplit("/", 1)[0]
+            if not self.store.exists(stale):
+                break
+            self.store.delete(stale)
+
+
+def train_local(cfg: RunConfig, store: ArtifactStore, hooks: Sequence[Hook] = ()) -> TrainResult:
+    """Fit ``cfg`` in this process with the one loop (no Ray Train) and store it as a run."""
+    from genai.train.loop import fit
+    from genai.train.worker import load_fit_data
+
+    if cfg.train.num_workers != 1:
+        raise ConfigError("train.num_workers: a local fit runs in this process; set it to 1")
+    plan = plan_run(cfg, store)
+    done = finished_run(store, plan.run_id)
+    if done is not None:
+        return done
+    resumed = previous_epochs(store, plan.run_id)
+    _write_config(store, cfg, plan)
+    session = StoreSession(store, plan.run_id, cfg.train.keep_checkpoints)
+    start = time.perf_counter()
+    fit(
+        cfg,
+        load_fit_data(store, plan.dataset.key),
+        session,
+        hooks=[RunRecorder(store.uri, plan.run_id), *hooks],
+        features=plan.features,
     )
-    saved = {k: v for k, v in out.__dict__.items() if k != "reused"}
-    store.write_json(
-        f"{key}/result.json", {**saved, "train_s": round(time.perf_counter() - start, 2)}
-    )
-    return out
+    checkpoint = store.key_uri(layout.run_checkpoints(plan.run_id))
+    return _result(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)

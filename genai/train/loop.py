@@ -1,27 +1,62 @@
-"""The one training loop: used as is for a local fit, inside Ray Train workers and Tune trials.
+"""THE training core: one epoch loop for ``genai train``, every sweep trial and the benchmarks.
 
-Plain PyTorch. A distributed run differs only by the DDP-wrapped module and the data shard it is
-handed; every player of a family (one for most, discriminator and generator for a GAN) gets its
-own optimiser.
+A fit trains replicas (one per seed: one for a run, ``repeats`` for a sweep trial), each a model
+with one optimiser per player and a step counter, epoch by epoch over one data schedule. Where it
+runs is a :class:`Session`: this process (a local fit, an in-process trial) or one rank of a Ray
+Train worker group (:mod:`genai.train.worker`); a distributed fit differs only by the DDP-wrapped
+module and the rank's slice of the data. :class:`Hook` objects add to each epoch: a trial's hook
+scores the replicas, a run's writes its metrics; the session reports and checkpoints.
+
+Seeds: a replica's model is built right after ``torch.manual_seed(seed)``; epoch ``e`` draws one
+global permutation seeded by ``epoch_seed(seed, e)`` of which rank ``r`` trains on an equal slice,
+and the noise of its training steps comes from ``torch.manual_seed(epoch_seed(seed, e, r))``. So a
+config gives the same batches in-process and on one Ray worker, and a run resumed after epoch k
+replays exactly what an uninterrupted run would.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
-from genai.config import TrainConfig
-from genai.models.base import GenerativeModel
+from genai.config import RunConfig, TrainConfig
+from genai.models import DataSpec, GenerativeModel, build_model
+from genai.train import checkpoint
 
 
 def unwrap(model: nn.Module) -> GenerativeModel:
     """The family behind a DDP wrapper (or the model itself)."""
     return model.module if hasattr(model, "module") else model  # type: ignore[return-value]
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    return (seed * 1_000_003 + epoch) * 1_009 + rank
+
+
+def epoch_rows(n: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1) -> Tensor:
+    """Row indices rank ``rank`` trains on in ``epoch``: an equal slice of one global permutation
+    (equal sizes keep DDP ranks in lock-step)."""
+    per = n // world
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(epoch_seed(seed, epoch)))
+    return order[rank * per : (rank + 1) * per]
+
+
+def minibatches(data: Tensor, batch_size: int, *, drop_last: bool = True) -> Iterator[Tensor]:
+    """Consecutive batches of ``data`` (N, ...); training drops a last short batch (when there is
+    a full one) so every step sees ``batch_size`` rows."""
+    n = len(data)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    for i in range(0, stop, batch_size):
+        yield data[i : i + batch_size]
 
 
 def make_optimizers(model: nn.Module, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
@@ -36,15 +71,86 @@ def make_optimizers(model: nn.Module, cfg: TrainConfig) -> dict[str, torch.optim
     }
 
 
-def batches(data: Tensor, batch_size: int, *, seed: int, shuffle: bool = True) -> Iterator[Tensor]:
-    """Minibatches of ``data`` (N, ...), reshuffled by ``seed``; the last short batch is dropped
-    when training so every step sees ``batch_size`` rows."""
-    n = len(data)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)) if shuffle else None
-    stop = n - n % batch_size if shuffle and n >= batch_size else n
-    for i in range(0, stop, batch_size):
-        idx = order[i : i + batch_size] if order is not None else slice(i, i + batch_size)
-        yield data[idx]
+@dataclass
+class Replica:
+    """One seed's model (DDP-wrapped in a worker group), its optimisers and its step counter."""
+
+    seed: int
+    model: nn.Module
+    optimizers: dict[str, torch.optim.Optimizer]
+    step: int = 0
+
+    @property
+    def family(self) -> GenerativeModel:
+        return unwrap(self.model)
+
+
+@dataclass
+class FitState:
+    """Everything a checkpoint holds: the replicas, the last finished epoch, the history."""
+
+    replicas: list[Replica]
+    epoch: int = -1
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The train split (every rank slices it per epoch) and this rank's share of val."""
+
+    train: Tensor  # (N, *shape)
+    val: Tensor  # (M, *shape)
+    spec: DataSpec
+
+
+class Session:
+    """Where a fit runs. This base class is this process alone: rank 0 of 1, nothing reported.
+
+    :class:`genai.train.worker.RayTrainSession` is a rank of a Ray Train worker group and
+    :class:`genai.tune.trial.TuneSession` an in-process Tune trial; both report and checkpoint.
+    """
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    def wrap(self, model: GenerativeModel) -> nn.Module:
+        """The module the loop calls (Ray Train's prepare_model: DDP and the device)."""
+        return model
+
+    def restored(self) -> dict[str, Any] | None:
+        """The saved state (:mod:`genai.train.checkpoint`) to resume from, if any."""
+        return None
+
+    def resumed(self, state: FitState) -> None:
+        """Called once after ``state`` was restored, before the next epoch."""
+
+    def report(self, entry: dict[str, Any], state: FitState) -> None:
+        """Hand the epoch's entry (and, from rank 0, a checkpoint of ``state``) on."""
+
+
+@dataclass
+class EpochContext:
+    cfg: RunConfig
+    session: Session
+    state: FitState
+    epoch: int
+    entry: dict[str, Any]
+
+
+class Hook:
+    """Something added to every epoch; every rank calls it, so it must not call a collective
+    on one rank only (score on rank 0 with process-local metrics)."""
+
+    def setup(self, cfg: RunConfig, session: Session, data: FitData) -> None:
+        """Before the first epoch (load what the hook needs, once)."""
+
+    def on_epoch(self, ctx: EpochContext) -> dict[str, Any]:
+        """After training an epoch, before its report: entries to add to it."""
+        return {}
+
+    def on_report(self, ctx: EpochContext) -> None:
+        """After the epoch's report (and checkpoint) is committed."""
 
 
 def train_epoch(
@@ -99,23 +205,123 @@ def validation_loss(model: nn.Module, loader: Iterable[Tensor]) -> float:
     for batch in loader:
         total += float(family.validation_loss(batch).total) * len(batch)
         rows += len(batch)
-    return total / max(rows, 1)
+    return total / rows if rows else math.nan
 
 
-def fit_local(
-    model: GenerativeModel,
-    train: Tensor,
-    val: Tensor | None,
-    cfg: TrainConfig,
-) -> list[dict[str, float]]:
-    """Single-process training for ``cfg.epochs``: one metrics dict per epoch."""
-    torch.manual_seed(cfg.seed)
-    optimizers = make_optimizers(model, cfg)
-    history, step = [], 0
-    for epoch in range(cfg.epochs):
-        loader = batches(train, cfg.batch_size, seed=cfg.seed * 100_003 + epoch)
-        metrics, step = train_epoch(model, optimizers, loader, step=step, grad_clip=cfg.grad_clip)
-        if val is not None:
-            metrics["val_loss"] = validation_loss(model, batches(val, 1024, seed=0, shuffle=False))
-        history.append({"epoch": epoch, **metrics})
-    return history
+def distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def reduce_metrics(metrics: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Mean of each metric over ranks; samples/s summed (it is the job's throughput).
+
+    A collective: every rank calls it with the same keys."""
+    if not distributed():
+        return metrics
+    keys = sorted(metrics)
+    t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    world = dist.get_world_size()
+    return {
+        k: float(v) if k == "samples_per_s" else float(v) / world
+        for k, v in zip(keys, t.tolist(), strict=True)
+    }
+
+
+def param_divergence(model: nn.Module, device: torch.device) -> float:
+    """Largest difference between ranks of a digest of every parameter (0: DDP kept them equal).
+
+    A collective: every rank calls it."""
+    if not distributed():
+        return 0.0
+    flat = torch.cat([p.detach().reshape(-1).double() for p in unwrap(model).parameters()])
+    proj = torch.randn(len(flat), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    digest = torch.stack([flat.sum(), (flat**2).sum(), flat @ proj.to(flat.device)]).to(device)
+    gathered = [torch.zeros_like(digest) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, digest)
+    stacked = torch.stack(gathered)
+    return float((stacked - stacked[0]).abs().max())
+
+
+def merge_replicas(per_replica: Sequence[dict[str, float]]) -> dict[str, float]:
+    """One entry for the epoch: the mean of each term over replicas, their total time."""
+    if len(per_replica) == 1:
+        return dict(per_replica[0])
+    out = {k: statistics.mean(m[k] for m in per_replica) for k in per_replica[0]}
+    out["epoch_s"] = sum(m["epoch_s"] for m in per_replica)
+    return out
+
+
+def build_replicas(
+    cfg: RunConfig,
+    spec: DataSpec,
+    session: Session,
+    seeds: Sequence[int],
+    features: Any = None,
+) -> list[Replica]:
+    replicas = []
+    for seed in seeds:
+        torch.manual_seed(seed)  # the same initial weights on every rank
+        model = session.wrap(build_model(cfg.model, cfg.loss, spec, features=features))
+        replicas.append(Replica(seed, model, make_optimizers(model, cfg.train)))
+    return replicas
+
+
+def run_epoch(cfg: RunConfig, state: FitState, epoch: int, data: FitData, session: Session):
+    """Train every replica for one epoch on this rank's rows; the merged, rank-reduced entry."""
+    device, rank, world = session.device, session.rank, session.world
+    per_rank = max(1, cfg.train.batch_size // world)
+    autocast = None
+    if cfg.train.mixed_precision and device.type == "cuda":
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+    val = data.val.to(device)
+    results = []
+    for r in state.replicas:
+        torch.manual_seed(epoch_seed(r.seed, epoch, rank))
+        rows = epoch_rows(len(data.train), seed=r.seed, epoch=epoch, rank=rank, world=world)
+        x = data.train[rows].to(device)
+        metrics, r.step = train_epoch(
+            r.model,
+            r.optimizers,
+            minibatches(x, per_rank),
+            step=r.step,
+            grad_clip=cfg.train.grad_clip,
+            autocast=autocast,
+        )
+        metrics["val_loss"] = validation_loss(r.model, minibatches(val, 1024, drop_last=False))
+        results.append(metrics)
+    entry = reduce_metrics(merge_replicas(results), device)
+    entry["param_divergence"] = max(param_divergence(r.model, device) for r in state.replicas)
+    return {"epoch": epoch, **entry}
+
+
+def fit(
+    cfg: RunConfig,
+    data: FitData,
+    session: Session | None = None,
+    *,
+    seeds: Sequence[int] | None = None,
+    hooks: Sequence[Hook] = (),
+    features: Any = None,
+) -> FitState:
+    """Train ``cfg`` for ``cfg.train.epochs`` (resuming from the session's checkpoint)."""
+    session = session or Session()
+    seeds = list(seeds) if seeds is not None else [cfg.train.seed]
+    state = FitState(build_replicas(cfg, data.spec, session, seeds, features))
+    saved = session.restored()
+    if saved is not None:
+        checkpoint.restore(state, saved, unwrap)
+        session.resumed(state)
+    for hook in hooks:
+        hook.setup(cfg, session, data)
+    for epoch in range(state.epoch + 1, cfg.train.epochs):
+        entry = run_epoch(cfg, state, epoch, data, session)
+        ctx = EpochContext(cfg, session, state, epoch, entry)
+        for hook in hooks:
+            entry.update(hook.on_epoch(ctx))
+        state.epoch = epoch
+        state.history.append(entry)
+        session.report(entry, state)
+        for hook in hooks:
+            hook.on_report(ctx)
+    return state

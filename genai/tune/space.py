@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from genai.config import RunConfig, set_path
+from genai.config import RunConfig
+from genai.configfile import set_path
 from genai.losses.registry import LossConfig
 from genai.strict import ConfigError, validate
 

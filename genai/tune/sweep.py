@@ -21,10 +21,12 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from genai import layout
 from genai.cluster import ensure_ray
 from genai.config import RunConfig, SweepConfig
 from genai.data.prepare import prepare
 from genai.evaluate.features import ensure_feature_net
+from genai.evaluate.judge import score_name
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
 from genai.train.launcher import check_capacity, resolve_use_gpu
@@ -143,11 +145,13 @@ def trial_workers(base: RunConfig, space: SearchSpace) -> int:
     return base.train.num_workers
 
 
-def load_finished(store: ArtifactStore, key: str, sweep_id: str) -> SweepResult | None:
-    if not store.exists(f"{key}/best.json"):
+def finished_sweep(store: ArtifactStore, sweep_id: str) -> SweepResult | None:
+    """The result of a finished sweep (its best.json), or None."""
+    if not store.exists(layout.sweep_best(sweep_id)):
         return None
-    best = store.read_json(f"{key}/best.json")
-    return SweepResult(sweep_id, store.key_uri(key), best["trials"], best, best["counts"], True)
+    best = store.read_json(layout.sweep_best(sweep_id))
+    uri = store.key_uri(layout.sweep(sweep_id))
+    return SweepResult(sweep_id, uri, best["trials"], best, best["counts"], True)
 
 
 def sweep(
@@ -161,8 +165,7 @@ def sweep(
     """Run (or resume, or find finished) the sweep of ``cfg.space`` around ``base``."""
     space = space or load_space(cfg.space, base)  # every error here comes before Ray starts
     sweep_id = sweep_id_for(base, cfg.space, cfg)
-    key = f"sweeps/{sweep_id}"
-    done = load_finished(store, key, sweep_id)
+    done = finished_sweep(store, sweep_id)
     if done is not None:
         return done
     ensure_ray(ray_address)
@@ -175,15 +178,14 @@ def sweep(
         )
         check_capacity(widest, resources, resolve_use_gpu(widest, resources))
     prepared = prepare(base.data, store, ray_address=ray_address)
-    if prepared.manifest["kind"] == "image":
-        ensure_feature_net(store, prepared.key)  # once, here, not in every trial
+    ensure_feature_net(store, prepared.key)  # once, here, not in every trial (labelled images)
     # a one-worker trial trains in its own actor (1 CPU); a wider one is a driver that waits on
     # its Ray Train workers (no CPU: the workers hold the CPUs)
     concurrency = min(cfg.max_concurrent or cpus, max(1, cpus // workers))
     ctx = {
         "base": base.model_dump(mode="json"),
         "store": store.uri,
-        "key": key,
+        "sweep_id": sweep_id,
         "dataset_key": prepared.key,
         "repeats": cfg.repeats,
     }
@@ -193,7 +195,7 @@ def sweep(
     epochs = base.train.epochs
     scheduler = (
         ASHAScheduler(
-            time_attr="epoch",  # not training_iteration: a resumed wide trial restarts that count
+            time_attr="epochs",  # not training_iteration: a resumed wide trial restarts that count
             max_t=epochs,
             grace_period=min(cfg.grace_period, epochs),
             reduction_factor=cfg.reduction_factor,
@@ -201,9 +203,9 @@ def sweep(
         if cfg.scheduler == "asha"
         else FIFOScheduler()
     )
-    fs, path = store.arrow_filesystem(key)
+    fs, path = store.arrow_filesystem(layout.sweep(sweep_id))
     run_config = tune.RunConfig(
-        name="tune",
+        name=layout.sweep_tune(sweep_id).rsplit("/", 1)[-1],
         storage_path=path,
         storage_filesystem=fs,
         failure_config=tune.FailureConfig(max_failures=0),
@@ -215,7 +217,7 @@ def sweep(
     experiment = f"{path}/tune"
     start = time.perf_counter()
     if tune.Tuner.can_restore(experiment, storage_filesystem=fs):
-        log.info("resuming sweep %s from %s", sweep_id, store.key_uri(f"{key}/tune"))
+        log.info("resuming sweep %s from %s", sweep_id, store.key_uri(layout.sweep_tune(sweep_id)))
         tuner = tune.Tuner.restore(
             experiment,
             trainable,
@@ -235,13 +237,15 @@ def sweep(
                 scheduler=scheduler,
                 search_alg=make_search(cfg, space, concurrency),
                 max_concurrent_trials=concurrency,
-                reuse_actors=True,
+                # a trial's actor is not reused: Tune resets a reused actor only if the last
+                # trial's thread ends within 2 s, and a stopped wide trial's never does
+                reuse_actors=False,
             ),
             run_config=run_config,
         )
     grid = tuner.fit()
     table = trials_table(grid, space, epochs)
-    store.write_table(f"{key}/trials.parquet", table)
+    store.write_table(layout.sweep_trials(sweep_id), table)
     rows = table.to_pylist()
     counts = {s: sum(r["status"] == s for r in rows) for s in ("finished", "stopped", "failed")}
     scored = [r for r in rows if r["status"] != "failed" and r["score"] is not None]
@@ -255,12 +259,12 @@ def sweep(
         "params": params,
         "score": best_row["score"],
         "score_std": best_row["score_std"],
-        "metric": "fid" if prepared.manifest["kind"] == "image" else "mmd2",
+        "metric": score_name(prepared.manifest),
         "config": trial_config(base, params).model_dump(mode="json"),
         "trials": len(rows),
         "counts": counts,
         "wall_s": round(time.perf_counter() - start, 2),
     }
-    store.write_bytes(f"{key}/plot.png", plot_sweep(rows, space, best["metric"]))
-    store.write_json(f"{key}/best.json", best)  # written last: the sweep is complete
-    return SweepResult(sweep_id, store.key_uri(key), len(rows), best, counts)
+    store.write_bytes(layout.sweep_plot(sweep_id), plot_sweep(rows, space, best["metric"]))
+    store.write_json(layout.sweep_best(sweep_id), best)  # written last: the sweep is complete
+    return SweepResult(sweep_id, store.key_uri(layout.sweep(sweep_id)), len(rows), best, counts)

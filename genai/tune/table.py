@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 from typing import Any
 
 import pyarrow as pa
 
+from genai.evaluate.judge import METRICS
 from genai.tune.space import SearchSpace
 
 
@@ -27,18 +29,18 @@ def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
         frame = result.metrics_dataframe
         history = frame.to_dict("records") if frame is not None and len(frame) else []
         # one score per epoch: a trial restored from an older checkpoint after its driver died
-        # reports an epoch again (with the same numbers: epochs are seeded), keep the last
+        # reports an epoch again (with the same numbers: epochs are seeded), keep the last; an
+        # epoch whose report the dead driver never saw (a wide trial checkpoints first) is NaN
         by_epoch = {int(h["epoch"]): float(h["score"]) for h in history if "score" in h}
-        scores = [by_epoch[e] for e in sorted(by_epoch)]
+        done = max(by_epoch) + 1 if by_epoch else 0
+        scores = [by_epoch.get(e, math.nan) for e in range(done)]
         last = history[-1] if history else {}
-        status = (
-            "failed" if result.error else ("finished" if len(scores) >= max_epochs else "stopped")
-        )
+        status = "failed" if result.error else ("finished" if done >= max_epochs else "stopped")
         row = {
             "trial_id": last.get("trial_id") or os.path.basename(str(result.path)),
             **{p.path: config.get(p.path) for p in space.params},
             "seeds": last.get("seeds"),
-            "epochs": len(scores),
+            "epochs": done,
             "score_by_epoch": scores,
             "score": scores[-1] if scores else None,
             "score_std": float(last["score_std"]) if "score_std" in last else None,
@@ -47,9 +49,9 @@ def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
             "wall_s": float(last.get("time_total_s", 0.0)) if last else None,
             "workers": int(last.get("workers", 1)),
         }
-        for extra in ("modes", "high_quality", "reverse_kl"):
-            if extra in last:
-                row[extra] = float(last[extra])
+        for metric in METRICS:  # the Judge's metrics at the last epoch, as evaluate names them
+            if metric in last:
+                row[metric] = float(last[metric])
         rows.append(row)
     for p in space.params:  # a choice of mixed types becomes text
         kinds = {type(r[p.path]) for r in rows if r[p.path] is not None}

@@ -95,7 +95,7 @@ def served(prefect_api, tmp_path_factory):
     log = open(store.parent / "serve.log", "w")  # noqa: SIM115 - closed below
     command = ["serve", "--store", f"file://{store}", "--config", str(config)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "genai.cli", *command],
+        [sys.executable, "-m", "flows.cli", *command],
         env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 

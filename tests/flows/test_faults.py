@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 DRIVER = """
 from flows.pipeline import pipeline_flow
-from genai.config import PipelineConfig, load_config
+from genai.config import PipelineConfig
+from genai.configfile import load_config
 cfg = load_config(PipelineConfig, data={data!r})
 pipeline_flow(config=cfg, store={store!r})
 """

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from genai.config import PipelineConfig, load_config
+from genai.config import PipelineConfig
+from genai.configfile import load_config
 from genai.storage import ArtifactStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]

@@ -52,7 +52,7 @@ def genai(*args: str, api_url: str, cwd) -> subprocess.CompletedProcess:
     """Run the `genai` command against the test server (cwd None: the repository root)."""
     env = {**os.environ, "PREFECT_API_URL": api_url, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "genai.cli", *args],
+        [sys.executable, "-m", "flows.cli", *args],
         capture_output=True,
         text=True,
         env=env,

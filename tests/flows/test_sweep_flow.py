@@ -8,7 +8,8 @@ import time
 import pytest
 from prefect.artifacts import Artifact
 
-from genai.config import RunConfig, SweepConfig, load_config
+from genai.config import RunConfig, SweepConfig
+from genai.configfile import load_config
 from tests.flows.test_prepare_flow import genai
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]

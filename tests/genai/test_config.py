@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from genai.config import (
-    FAMILY_SLOTS,
-    DataConfig,
-    LossSlots,
-    PipelineConfig,
-    RunConfig,
-    apply_overrides,
-    load_config,
-    slot_losses,
-)
+from genai.config import DataConfig, PipelineConfig, RunConfig
+from genai.configfile import apply_overrides, load_config
+from genai.losses.slots import FAMILY_SLOTS, LossSlots, losses_of
 from genai.strict import ConfigError
 
 
@@ -91,14 +84,29 @@ def test_defaults_fill_required_slots_and_are_frozen():
         cfg.train.epochs = 3
 
 
-def test_slot_types_agree_with_the_family_table():
-    """LossSlots' unions (validation, UI form) and FAMILY_SLOTS (which family has what) agree."""
-    taken: dict[str, set[str]] = {slot: set() for slot in LossSlots.model_fields}
-    for slots in FAMILY_SLOTS.values():
-        for slot, (allowed, _required) in slots.items():
-            taken[slot] |= set(allowed)
-    for slot, names in taken.items():
-        assert {c.model_fields["name"].default for c in slot_losses(slot)} == names, slot
+def test_family_slots_are_read_off_the_one_slot_table():
+    """Which family has which slot and which losses each takes: DESIGN section 5, read off
+    LossSlots' fields (their types and Slot markers), so there is no second table to sync."""
+    assert {f: dict(s) for f, s in FAMILY_SLOTS.items()} == {
+        "vae": {
+            "reconstruction": (("mse", "mae", "huber", "bce"), True),
+            "kl": (("kl",), True),
+            "perceptual": (("perceptual",), False),
+        },
+        "gan": {
+            "adversarial": (
+                ("minimax", "non_saturating", "hinge", "least_squares", "wasserstein"),
+                True,
+            ),
+            "gradient_penalty": (("gradient_penalty",), False),
+            "feature_matching": (("feature_matching", "perceptual"), False),
+        },
+        "diffusion": {"noise": (("mse", "mae", "huber"), True)},
+        "autoregressive": {"nll": (("cross_entropy",), True)},
+    }
+    for slot in LossSlots.model_fields:
+        names = {c.model_fields["name"].default for c in losses_of(slot)}
+        assert any(set(s[slot][0]) == names for s in FAMILY_SLOTS.values() if slot in s), slot
 
 
 def test_loss_reads_as_a_mapping_of_filled_slots_and_dumps_only_those():

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from genai.config import DataConfig, load_config
+from genai.config import DataConfig
+from genai.configfile import load_config
 from genai.data.dataset import denormalise, read_manifest, read_split
 from genai.data.prepare import SPLITS, prepare, split_codes
 from genai.data.sources import DataError, load_builtin

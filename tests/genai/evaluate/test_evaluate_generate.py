@@ -11,29 +11,27 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from genai.config import DataConfig, EvaluateConfig, GenerateConfig, RunConfig, load_config
+from genai.config import DataConfig, EvaluateConfig, GenerateConfig, RunConfig
+from genai.configfile import load_config
 from genai.data.dataset import read_split
 from genai.data.prepare import prepare
 from genai.evaluate.evaluate import EvaluationError, evaluate_run
 from genai.evaluate.features import ensure_feature_net
 from genai.generate import generate
-from genai.models import DataSpec, build_model
-from genai.runs import save_run
 from genai.storage import ArtifactStore, StoreError
-from genai.train.loop import fit_local
+from genai.train import checkpoint
+from genai.train.launcher import train_local
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
 def fitted_run(store: ArtifactStore, run_id: str, data: dict, overrides: dict) -> RunConfig:
     """Prepare, fit in this process with the one loop, and store the run as Ray Train would."""
-    cfg = load_config(RunConfig, data={**{f"data.{k}": v for k, v in data.items()}, **overrides})
-    prepared = prepare(cfg.data, store)
-    x = torch.from_numpy(read_split(store, prepared.key, "train")[0])
-    torch.manual_seed(0)
-    model = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(prepared.manifest))
-    history = fit_local(model, x, None, cfg.train)
-    save_run(store, run_id, cfg, prepared.summary(), model.state_dict(), history)
+    cfg = load_config(
+        RunConfig,
+        data={**{f"data.{k}": v for k, v in data.items()}, **overrides, "train.run_id": run_id},
+    )
+    train_local(cfg, store)
     return cfg
 
 
@@ -134,15 +132,20 @@ def test_missing_run_and_missing_checkpoint(tmp_path):
 
 def test_samples_with_nan_are_rejected(tmp_path):
     store = ArtifactStore(f"file://{tmp_path}/store")
-    cfg = load_config(
-        RunConfig, data={"data.source": "ring8", "data.n": 300, "model.family": "gan"}
+    fitted_run(
+        store,
+        "diverged",
+        {"source": "ring8", "n": 300},
+        {"model.family": "gan", "train.epochs": 1},
     )
-    prepared = prepare(cfg.data, store)
-    model = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(prepared.manifest))
-    state = {k: torch.full_like(v, float("nan")) for k, v in model.state_dict().items()}
-    save_run(
-        store, "diverged", cfg, prepared.summary(), state, [{"epoch": 0, "total": float("nan")}]
-    )
+    key = checkpoint.latest_key(store, "runs/diverged/checkpoints")
+    saved = checkpoint.load(store.read_bytes(key))
+    model = saved["replicas"][0]["model"]
+    for name in model:  # the run diverged: every weight NaN
+        model[name] = torch.full_like(model[name], float("nan"))
+    buf = io.BytesIO()
+    torch.save(saved, buf)
+    store.write_bytes(key, buf.getvalue())
     with pytest.raises(
         EvaluationError, match="run diverged: 2500 of 2500 generated samples hold NaN"
     ):

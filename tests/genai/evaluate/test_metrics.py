@@ -10,7 +10,8 @@ import torch
 
 from genai.data.sources import GRID25_STD, RING8_STD, gaussian_mixture, grid25_modes, ring8_modes
 from genai.evaluate.features import FeatureNet
-from genai.evaluate.images import density_coverage, fid_kid, inception_score, precision_recall
+from genai.evaluate.images import fid, inception_score, kid
+from genai.evaluate.manifold import density_coverage, precision_recall
 from genai.evaluate.points import median_bandwidth, mode_metrics, rbf_mmd2
 
 
@@ -60,7 +61,7 @@ def net():
 
 def test_identical_image_sets_fid_zero_and_full_precision_recall(net):
     images = torch.rand(300, 8, 8)
-    assert fid_kid(net, images, images.clone())["fid"] == pytest.approx(0.0, abs=1e-3)
+    assert fid(net, images, images.clone()) == pytest.approx(0.0, abs=1e-3)
     feats = net(images).double()
     assert precision_recall(feats, feats.clone()) == {"precision": 1.0, "recall": 1.0}
     dc = density_coverage(feats, feats.clone(), k=5)
@@ -70,8 +71,9 @@ def test_identical_image_sets_fid_zero_and_full_precision_recall(net):
 
 def test_a_shifted_distribution_scores_worse_than_a_fresh_sample(net):
     a, fresh, shifted = torch.rand(300, 8, 8), torch.rand(300, 8, 8), torch.rand(300, 8, 8) * 0.2
-    same, other = fid_kid(net, a, fresh), fid_kid(net, a, shifted)
-    assert other["fid"] > 20 * same["fid"] and other["kid"] > same["kid"]
+    assert fid(net, a, shifted) > 20 * fid(net, a, fresh)
+    fa, ff, fs = (net(x).double() for x in (a, fresh, shifted))
+    assert kid(fa, fs) > kid(fa, ff)
     pr = precision_recall(net(a).double(), net(shifted).double())
     assert pr["precision"] < 0.5 and pr["recall"] < 0.5
 
@@ -79,3 +81,16 @@ def test_a_shifted_distribution_scores_worse_than_a_fresh_sample(net):
 def test_inception_score_bounds(net):
     score = inception_score(net, torch.rand(200, 8, 8))
     assert 1.0 <= score <= 10.0
+
+
+def test_kid_is_torchmetrics_kid(net):
+    """With one subset of every sample, torchmetrics' KID has no randomness left to differ by."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real, fake = torch.rand(120, 8, 8), torch.rand(120, 8, 8) * 0.5
+    reference = KernelInceptionDistance(feature=net, subsets=1, subset_size=120, normalize=True)
+    reference.update(real, real=True)
+    reference.update(fake, real=False)
+    expected = float(reference.compute()[0])
+    ours = kid(net(real), net(fake), subsets=1)  # float32, as torchmetrics keeps features
+    assert ours == pytest.approx(expected, rel=1e-4)

@@ -7,9 +7,11 @@ import typing
 import pytest
 import torch
 
-from genai.config import LossSlots, RunConfig, load_config, slot_losses
+from genai.config import RunConfig
+from genai.configfile import load_config
 from genai.losses import LossConfig, perceptual_loss, pointwise_loss, weighted_total
 from genai.losses.registry import KL, MSE, Huber
+from genai.losses.slots import LossSlots, losses_of
 from genai.strict import ConfigError
 
 
@@ -46,7 +48,7 @@ def test_every_registered_loss_fills_some_slot():
     in_slots = {
         cls.model_fields["name"].default
         for slot in LossSlots.model_fields
-        for cls in slot_losses(slot)
+        for cls in losses_of(slot)
     }
     assert set(registry_names()) == in_slots
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from genai.config import DataConfig, RunConfig, load_config
+from genai.config import DataConfig, RunConfig
+from genai.configfile import load_config
 from genai.data.sources import load_builtin
 from genai.models import DataSpec, build_model
-from genai.train.loop import batches, fit_local, validation_loss
+from genai.train.loop import FitData, fit, minibatches, validation_loss
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +55,13 @@ def test_learns_ring8(ring8, run):
     train, val, spec, mu, sd = ring8
     overrides = {"model.arch.latent_dim": 4, "train.lr": 1e-3, **RING8_RUNS[run]}
     cfg = load_config(RunConfig, data={"train.batch_size": 128, **overrides})
-    torch.manual_seed(0)
-    model = build_model(cfg.model, cfg.loss, spec)
+    torch.manual_seed(cfg.train.seed)  # the initial weights fit() starts from
+    untrained = build_model(cfg.model, cfg.loss, spec)
     gen = torch.Generator().manual_seed(1)
-    before = near_ring(model.sample(2500, generator=gen), mu, sd)
-    val_before = validation_loss(model, batches(val, 1024, seed=0, shuffle=False))
-    history = fit_local(model, train, val, cfg.train)
+    before = near_ring(untrained.sample(2500, generator=gen), mu, sd)
+    val_before = validation_loss(untrained, minibatches(val, 1024, drop_last=False))
+    state = fit(cfg, FitData(train, val, spec))
+    model, history = state.replicas[0].family, state.history
     after = near_ring(model.sample(2500, generator=torch.Generator().manual_seed(1)), mu, sd)
     first, last = history[0], history[-1]
     if "total" in first:  # one objective: it falls
@@ -95,10 +97,10 @@ def test_learns_digits(overrides):
     x = torch.tensor(src.values / 16.0)
     train, val = x[:1500], x[1500:]
     cfg = load_config(RunConfig, data={"train.epochs": 10, "train.batch_size": 64, **overrides})
-    torch.manual_seed(0)
-    model = build_model(cfg.model, cfg.loss, DataSpec((8, 8), "image", 0.0, 1.0))
-    before = validation_loss(model, batches(val, 512, seed=0, shuffle=False))
-    history = fit_local(model, train, val, cfg.train)
+    spec = DataSpec((8, 8), "image", 0.0, 1.0)
+    torch.manual_seed(cfg.train.seed)
+    before = validation_loss(build_model(cfg.model, cfg.loss, spec), minibatches(val, 512))
+    history = fit(cfg, FitData(train, val, spec)).history
     assert history[-1]["val_loss"] < 0.7 * before, (before, history[-1]["val_loss"])
 
 
@@ -110,9 +112,9 @@ def test_same_seed_same_numbers(ring8, family):
         cfg = load_config(
             RunConfig, data={"model.family": family, "train.epochs": 2, "train.seed": 7}
         )
-        torch.manual_seed(123)
-        model = build_model(cfg.model, cfg.loss, spec)
-        history = fit_local(model, train[:512], val, cfg.train)
+        torch.manual_seed(123)  # fit() seeds itself: the global state before it is irrelevant
+        state = fit(cfg, FitData(train[:512], val, spec))
+        model, history = state.replicas[0].family, state.history
         drop = ("samples_per_s", "epoch_s")
         return [{k: v for k, v in h.items() if k not in drop} for h in history], model.sample(
             64, generator=torch.Generator().manual_seed(5)

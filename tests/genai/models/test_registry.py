@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genai.config import FAMILY_SLOTS, RunConfig, load_config
+from genai.config import RunConfig
+from genai.configfile import load_config
+from genai.losses.slots import FAMILY_SLOTS
 from genai.models import DataSpec, build_model
 from genai.strict import ConfigError
 

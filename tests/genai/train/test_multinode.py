@@ -33,7 +33,8 @@ import json
 import ray
 from ray._private.state import actors  # the GCS actor table (the state API needs a dashboard)
 from genai.cluster import ensure_ray
-from genai.config import RunConfig, load_config
+from genai.config import RunConfig
+from genai.configfile import load_config
 from genai.storage import ArtifactStore
 from genai.train.launcher import train
 ensure_ray({address!r})

@@ -7,12 +7,15 @@ import time
 import pytest
 import torch
 
-from genai.config import RunConfig, load_config
+from genai.config import RunConfig
+from genai.configfile import load_config
 from genai.data.sources import DataError
-from genai.runs import history_of, read_state
+from genai.runs import history_of
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
+from genai.train import checkpoint
 from genai.train.launcher import TrainError, train
+from tests.faults import DieOnce
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 
@@ -40,6 +43,10 @@ def run_config(**overrides) -> RunConfig:
 
 def metrics_of(store: ArtifactStore, run_id: str):
     return store.read_table(f"runs/{run_id}/metrics.parquet")
+
+
+def final_weights(store: ArtifactStore, run_id: str) -> dict:
+    return checkpoint.model_state(checkpoint.read_latest(store, f"runs/{run_id}/checkpoints"))
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
@@ -85,13 +92,13 @@ def test_resume_continues_and_matches_an_uninterrupted_run(store, tmp_path):
     base = {"train.epochs": 4, "train.max_failures": 0, "train.seed": 3}
     stopped = run_config(**base, **{"train.run_id": "stopped"})
     with pytest.raises(TrainError, match="run stopped failed"):
-        train(stopped, store, fault={"epoch": 2, "rank": 0, "marker": str(tmp_path / "died")})
+        train(stopped, store, hooks=[DieOnce(epoch=2, rank=0, marker=tmp_path / "died")])
     assert [h["epoch"] for h in history_of(metrics_of(store, "stopped"))] == [0, 1]
     resumed = train(stopped, store)  # the same job again: resumes after epoch 1
     assert resumed.resumed_from_epoch == 2 and resumed.epochs == 4
     assert [h["epoch"] for h in history_of(metrics_of(store, "stopped"))] == [0, 1, 2, 3]
     straight = train(run_config(**base, **{"train.run_id": "straight"}), store)
-    a, b = read_state(store, "stopped")["model"], read_state(store, "straight")["model"]
+    a, b = final_weights(store, "stopped"), final_weights(store, "straight")
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
@@ -101,7 +108,7 @@ def test_resume_continues_and_matches_an_uninterrupted_run(store, tmp_path):
 def test_a_worker_dying_once_does_not_fail_the_run(store, tmp_path):
     marker = tmp_path / "died"
     cfg = run_config(**{"train.epochs": 3, "train.num_workers": 2, "train.max_failures": 1})
-    result = train(cfg, store, fault={"epoch": 1, "rank": 1, "marker": str(marker)})
+    result = train(cfg, store, hooks=[DieOnce(epoch=1, rank=1, marker=marker)])
     assert marker.exists(), "the fault was injected"
     assert result.epochs == 3
     table = metrics_of(store, result.run_id)
@@ -116,7 +123,7 @@ def test_trains_on_s3_with_two_workers(bucket):
     assert result.uri == f"s3://{bucket}/genai/runs/{result.run_id}"
     assert len(history_of(metrics_of(store, result.run_id))) == 2
     assert store.exists(f"runs/{result.run_id}/checkpoints/epoch-00001/state.pt")
-    assert read_state(store, result.run_id)["epoch"] == 1
+    assert checkpoint.read_latest(store, f"runs/{result.run_id}/checkpoints")["epoch"] == 1
 
 
 @pytest.mark.parametrize(

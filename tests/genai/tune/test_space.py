@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from genai.config import RunConfig, load_config
+from genai.config import RunConfig
+from genai.configfile import load_config
 from genai.strict import ConfigError
 from genai.tune.space import apply_params, load_space, trial_config
 

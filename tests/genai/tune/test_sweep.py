@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -11,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from genai.config import RunConfig, SweepConfig, load_config
+from genai.config import RunConfig, SweepConfig
+from genai.configfile import load_config
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
+from genai.train import checkpoint
 from genai.tune.sweep import sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
@@ -120,46 +123,93 @@ def test_a_sweep_wider_than_the_cluster_fails_before_tune(tmp_path):
 DRIVER = """
 import sys
 from genai.cluster import ensure_ray
-from genai.config import RunConfig, SweepConfig, load_config
+from genai.config import RunConfig, SweepConfig
+from genai.configfile import load_config
 from genai.storage import ArtifactStore
 from genai.tune.sweep import sweep
 ensure_ray(num_cpus=2)
 base = load_config(RunConfig, data={data!r})
-sweep(base, SweepConfig(space={space!r}, trials=6, scheduler="fifo"), ArtifactStore({store!r}))
+cfg = SweepConfig(space={space!r}, trials={trials}, scheduler="fifo")
+sweep(base, cfg, ArtifactStore({store!r}))
 """
+
+
+def kill_driver_when(ready, *, data: dict, space: str, store: ArtifactStore, trials: int) -> None:
+    """Run a sweep in a driver process of its own (its own Ray) and SIGKILL its whole process
+    group as soon as ``ready()`` holds."""
+    code = DRIVER.format(data=data, space=space, store=store.uri, trials=trials)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            assert proc.poll() is None, "the sweep ended before it was killed"
+            time.sleep(0.2)
+        pytest.fail("the sweep made no progress")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def test_an_interrupted_sweep_resumes_with_every_trial_once(tmp_path):
     store = ArtifactStore(f"file://{tmp_path}/store")
     space = str(ROOT / "tune_spaces/gan_losses.yaml")
     data = {**RING_GAN, "train.epochs": 6}
-    code = DRIVER.format(data=data, space=space, store=store.uri)
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 240
-    try:  # kill the driver once some trials have finished and others have not
-        while time.monotonic() < deadline:
-            results = [k for k in store.list("sweeps") if k.endswith("/result.json")]
-            reports = [Path(store.path(k)).read_text().count("\n") for k in results]
-            if sum(n >= 6 for n in reports) >= 2:  # one line per epoch: two trials finished
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("the sweep made no progress")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not store.exists(
-        next(k for k in store.list("sweeps"))[: len("sweeps/") + 30] + "/best.json"
-    )
+
+    def two_trials_finished() -> bool:  # and others not: Tune logs one line per epoch
+        results = [k for k in store.list("sweeps") if k.endswith("/result.json")]
+        reports = [Path(store.path(k)).read_text().count("\n") for k in results]
+        return sum(n >= 6 for n in reports) >= 2
+
+    kill_driver_when(two_trials_finished, data=data, space=space, store=store, trials=6)
+    sweep_ids = {k.split("/")[1] for k in store.list("sweeps")}
+    assert len(sweep_ids) == 1 and not store.exists(f"sweeps/{sweep_ids.pop()}/best.json")
     result = sweep(
         load_config(RunConfig, data=data),
         SweepConfig(space=space, trials=6, scheduler="fifo"),
         store,
     )
+    assert store.exists(f"sweeps/{result.sweep_id}/best.json")
     rows = trials_of(store, result.sweep_id)
     assert len(rows) == 6 and len({r["trial_id"] for r in rows}) == 6
     assert all(r["status"] == "finished" and r["epochs"] == 6 for r in rows)
+
+
+def test_a_sweep_killed_during_a_two_worker_trial_resumes_it_from_its_checkpoint(tmp_path):
+    """The driver dies while a trial's two Ray Train workers are mid-way; run again, the sweep
+    restores Tune's state and the trial's TorchTrainer restores its own run from the store: it
+    goes on after its last checkpoint instead of training from the start."""
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {grid: [0.001, 0.002]}\n")
+    data = {**RING_GAN, "data.n": 20000, "train.epochs": 6, "train.num_workers": 2}
+
+    def epoch_2_checkpointed() -> bool:  # (of 0..5) by the first trial's Ray Train run
+        return any("/trials/" in k and "/epoch-00002/" in k for k in store.list("sweeps"))
+
+    kill_driver_when(epoch_2_checkpointed, data=data, space=str(space), store=store, trials=1)
+    trial_runs = {k.split("/")[3] for k in store.list("sweeps") if "/trials/" in k}
+    assert len(trial_runs) == 1  # killed inside the first trial
+    killed = trial_runs.pop()
+    (sweep_id,) = {k.split("/")[1] for k in store.list("sweeps")}
+    before = checkpoint.read_latest(store, f"sweeps/{sweep_id}/trials/{killed}")["history"]
+    assert 3 <= len(before) < 6, "killed after epoch 2 and before the trial ended"
+    result = sweep(
+        load_config(RunConfig, data=data),
+        SweepConfig(space=str(space), trials=1, scheduler="fifo"),
+        store,
+    )
+    rows = {r["trial_id"]: r for r in trials_of(store, result.sweep_id)}
+    assert len(rows) == 2 and all(r["status"] == "finished" for r in rows.values()), rows
+    assert all(r["epochs"] == 6 and r["workers"] == 2 for r in rows.values())
+    assert not any(math.isnan(s) for r in rows.values() for s in r["score_by_epoch"])
+    # resumed, not retrained: the epochs done before the kill keep their recorded times
+    after = checkpoint.read_latest(store, f"sweeps/{sweep_id}/trials/{killed}")["history"]
+    assert [h["epoch"] for h in after] == list(range(6))
+    assert [h["epoch_s"] for h in after[: len(before)]] == [h["epoch_s"] for h in before]
+    assert rows[killed]["score_by_epoch"][: len(before)] == [h["score"] for h in before]
 
 
 def test_optuna_search_with_repeats_ranks_by_the_mean(tmp_path):

@@ -1,4 +1,4 @@
-"""The ``genai`` command: a thin shell over the Prefect flows in ``flows/``."""
+"""The ``genai`` command: a thin shell over the Prefect flows beside it (it sits above them)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def run(
     as_json: bool = AS_JSON,
 ) -> None:
     """The main job: prepare -> sweep -> retrain the best -> evaluate -> generate -> summary."""
-    from genai.config import PipelineConfig, load_config
+    from genai.config import PipelineConfig
+    from genai.configfile import load_config
     from genai.storage import ArtifactStore
     from genai.tune.space import load_space
 
@@ -117,7 +118,8 @@ def prepare(
     as_json: bool = AS_JSON,
 ) -> None:
     """Prepare a dataset: validate, normalise, split, write Parquet to the store."""
-    from genai.config import DataConfig, load_config
+    from genai.config import DataConfig
+    from genai.configfile import load_config
 
     given = {"source": source, "n": n, "seed": seed, "uri": uri, "name": name}
     given |= {"label_column": label_column}
@@ -155,7 +157,8 @@ def train(
     as_json: bool = AS_JSON,
 ) -> None:
     """Train a model on Ray Train; re-running the same job resumes it or finds it finished."""
-    from genai.config import RunConfig, load_config
+    from genai.config import RunConfig
+    from genai.configfile import load_config
     from genai.storage import ArtifactStore
 
     run = load_config(RunConfig, config, overrides=overrides or ())
@@ -190,7 +193,8 @@ def sweep(
     as_json: bool = AS_JSON,
 ) -> None:
     """Sweep losses, loss weights and architectures on Ray Tune; every trial judged alike."""
-    from genai.config import RunConfig, SweepConfig, load_config
+    from genai.config import RunConfig, SweepConfig
+    from genai.configfile import load_config
     from genai.storage import ArtifactStore
     from genai.tune.space import load_space
 
@@ -229,7 +233,8 @@ def evaluate(
     as_json: bool = AS_JSON,
 ) -> None:
     """Judge a trained run with loss-independent metrics, each beside its floor."""
-    from genai.config import EvaluateConfig, load_config
+    from genai.config import EvaluateConfig
+    from genai.configfile import load_config
     from genai.runs import check_run
     from genai.storage import ArtifactStore
 
@@ -263,7 +268,8 @@ def generate(
     as_json: bool = AS_JSON,
 ) -> None:
     """Draw samples from a trained run: Parquet in data units, plus a picture and loss curves."""
-    from genai.config import GenerateConfig, load_config
+    from genai.config import GenerateConfig
+    from genai.configfile import load_config
     from genai.runs import check_run
     from genai.storage import ArtifactStore
 
@@ -292,7 +298,8 @@ def serve(
 
     Point PREFECT_API_URL at your Prefect server; open its UI to launch runs with typed forms.
     """
-    from genai.config import PipelineConfig, load_config
+    from genai.config import PipelineConfig
+    from genai.configfile import load_config
     from genai.storage import ArtifactStore
 
     pipeline = load_config(PipelineConfig, config) if config else None

@@ -1,0 +1,91 @@
+"""One home for judging samples of a dataset: the metrics ``evaluate`` reports and the score a
+sweep ranks by come from :class:`Judge`, under the same names.
+
+What is measured depends on what the data is:
+
+- labelled images (they have a domain feature network): ``fid``, ``kid``, ``precision``,
+  ``recall``, ``density``, ``coverage`` in the network's feature space and ``inception_score``;
+  the score is ``fid``.
+- 2-D mixtures with known modes (ring8, grid25): ``modes``, ``high_quality``, ``reverse_kl`` as
+  VEEGAN/PacGAN define them, then the metrics of any other data;
+- any other data (unlabelled images, vectors, points): ``mmd2`` (RBF kernel, median bandwidth)
+  and ``precision``, ``recall``, ``density``, ``coverage`` in the data's own space; the score is
+  ``mmd2``.
+
+Lower scores are better. The floor of a metric is its value for real rows (the train split)
+against the same reference: the best a model can hope for at that sample size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genai.data.dataset import denormalise, read_manifest, read_split
+from genai.evaluate.features import ensure_feature_net, has_feature_net
+from genai.evaluate.images import image_metrics
+from genai.evaluate.manifold import density_coverage, precision_recall
+from genai.evaluate.points import median_bandwidth, mode_metrics, rbf_mmd2
+from genai.storage import ArtifactStore
+
+FEATURE_SCORE, OWN_SPACE_SCORE = "fid", "mmd2"
+# every metric a Judge may report, in the order tables show them
+METRICS = (
+    "fid", "kid", "modes", "high_quality", "reverse_kl", "mmd2",
+    "precision", "recall", "density", "coverage", "inception_score",
+)  # fmt: skip
+
+
+def score_name(manifest: dict[str, Any]) -> str:
+    """The metric a sweep over this dataset ranks by."""
+    return FEATURE_SCORE if has_feature_net(manifest) else OWN_SPACE_SCORE
+
+
+class Judge:
+    """Sample metrics of one dataset against one of its splits (``reference``)."""
+
+    def __init__(self, store: ArtifactStore, dataset_key: str, *, reference: str = "test"):
+        self.manifest: dict[str, Any] = read_manifest(store, dataset_key)
+        self.reference_split = reference
+        self.reference = torch.from_numpy(read_split(store, dataset_key, reference)[0])
+        self.train = torch.from_numpy(read_split(store, dataset_key, "train")[0])
+        trained = ensure_feature_net(store, dataset_key)  # None unless labelled images
+        self.features = None if trained is None else trained.net
+        self.score_name = score_name(self.manifest)
+        self.bandwidth = (
+            None
+            if self.features is not None
+            else median_bandwidth(self.reference, self.train[: max(len(self.reference), 500)])
+        )
+
+    @property
+    def modes(self) -> np.ndarray | None:
+        modes = self.manifest.get("modes")
+        return None if modes is None else np.asarray(modes)
+
+    @torch.no_grad()
+    def metrics(self, fake: Tensor) -> dict[str, float]:
+        """Every sample metric of ``fake`` (N, *shape) in normalised units; process-local."""
+        fake = fake.detach().cpu().float()
+        out: dict[str, float] = {}
+        if self.modes is not None:
+            pts = denormalise(fake.numpy(), self.manifest)
+            out |= mode_metrics(pts, self.modes, self.manifest["mode_std"])
+        if self.features is not None:
+            return out | image_metrics(self.features, self.reference, fake)
+        real_f, fake_f = self.reference.flatten(1).double(), fake.flatten(1).double()
+        out["mmd2"] = rbf_mmd2(self.reference, fake, self.bandwidth)
+        out |= precision_recall(real_f, fake_f)
+        out |= density_coverage(real_f, fake_f)
+        return out
+
+    def floors(self, n: int) -> dict[str, float]:
+        """The same metrics for ``n`` real train rows against the reference."""
+        return self.metrics(self.train[: min(n, len(self.train))])
+
+    def score(self, metrics: dict[str, float]) -> float:
+        """The number a sweep ranks by (lower is better)."""
+        return metrics[self.score_name]

@@ -1,0 +1,56 @@
+"""JSON-schema shaping for the Prefect UI's parameter forms.
+
+The UI draws a union of near-identical objects as a row of buttons and preselects the first,
+whatever the value; a loss slot therefore gets one flat object form: ``name`` a dropdown of the
+slot's losses, then every field those losses take (a field only some take is optional and says
+which). Validation stays pydantic's discriminated union; this only changes what the form shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def _name(cls: type[BaseModel]) -> str:
+    return cls.model_fields["name"].default
+
+
+def slot_form(classes: tuple[type[BaseModel], ...]) -> dict[str, Any]:
+    """One flat object form for a slot that takes any of ``classes``."""
+    names = [_name(cls) for cls in classes]
+    props: dict[str, Any] = {
+        "name": {"title": "Name", "type": "string", "enum": names, "default": names[0]}
+    }
+    for cls in classes:
+        for field, spec in cls.model_json_schema()["properties"].items():
+            if field == "name" or field in props:
+                continue
+            takers = [_name(c) for c in classes if field in c.model_fields]
+            if len(takers) < len(classes):
+                spec = {k: v for k, v in spec.items() if k != "default"}
+                spec = {"anyOf": [spec, {"type": "null"}], "title": spec.get("title", field)}
+                what = cls.model_fields[field].description or ""
+                spec["description"] = f"{what} ({', '.join(takers)} only)".strip()
+            props[field] = spec
+    return {
+        "type": "object",
+        "title": "loss",
+        "properties": props,
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+
+
+def slot_forms(
+    schema: dict[str, Any], losses_of: Callable[[str], tuple[type[BaseModel], ...]]
+) -> None:
+    """Replace each slot property of a LossSlots schema with its flat form (optional)."""
+    for slot, prop in schema.get("properties", {}).items():
+        keep = {k: v for k, v in prop.items() if k in ("title", "description", "default")}
+        schema["properties"][slot] = {
+            "anyOf": [slot_form(losses_of(slot)), {"type": "null"}],
+            **keep,
+        }

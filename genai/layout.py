@@ -1,0 +1,133 @@
+"""Every store key in one place: the artifact layout of DESIGN section 3.
+
+Keys are relative to the store root and ``/``-separated; only this module formats them.
+
+    datasets/{name}/{version}/split={train|val|test}/part-*.parquet + manifest.json
+    features/{dataset}/{version}/model.pt + meta.json
+    runs/{run_id}/config.json, metrics.parquet, checkpoints/epoch-NNNNN/state.pt, result.json
+    sweeps/{sweep_id}/trials.parquet, best.json, plot.png, tune/, trials/{trial_id}/epoch-NNNNN/
+    evaluations/{run_id}/metrics.parquet
+    samples/{run_id}/samples.parquet + grid.png | scatter.png + loss_curve.png
+    pipelines/{pipeline_id}/summary.json
+"""
+
+from __future__ import annotations
+
+STATE_FILE = "state.pt"  # the one checkpoint file (genai.train.checkpoint)
+
+
+# ------------------------------------------------------------------------------------ datasets
+def dataset(name: str, version: str) -> str:
+    return f"datasets/{name}/{version}"
+
+
+def manifest(dataset_key: str) -> str:
+    return f"{dataset_key}/manifest.json"
+
+
+def split(dataset_key: str, name: str) -> str:
+    return f"{dataset_key}/split={name}"
+
+
+def features(dataset_name: str, version: str) -> str:
+    return f"features/{dataset_name}/{version}"
+
+
+def features_model(features_key: str) -> str:
+    return f"{features_key}/model.pt"
+
+
+def features_meta(features_key: str) -> str:
+    return f"{features_key}/meta.json"
+
+
+# ---------------------------------------------------------------------------------------- runs
+RUNS = "runs"
+
+
+def run(run_id: str) -> str:
+    return f"{RUNS}/{run_id}"
+
+
+def run_config(run_id: str) -> str:
+    return f"{run(run_id)}/config.json"
+
+
+def run_metrics(run_id: str) -> str:
+    return f"{run(run_id)}/metrics.parquet"
+
+
+def run_result(run_id: str) -> str:
+    return f"{run(run_id)}/result.json"
+
+
+def run_checkpoints(run_id: str) -> str:
+    """Ray Train's storage for the run (``RunConfig(name=...)`` is its last part)."""
+    return f"{run(run_id)}/checkpoints"
+
+
+def checkpoint_dir_name(epoch: int) -> str:
+    return f"epoch-{epoch:05d}"
+
+
+def run_checkpoint(run_id: str, epoch: int) -> str:
+    return f"{run_checkpoints(run_id)}/{checkpoint_dir_name(epoch)}/{STATE_FILE}"
+
+
+# -------------------------------------------------------------------------------------- sweeps
+def sweep(sweep_id: str) -> str:
+    return f"sweeps/{sweep_id}"
+
+
+def sweep_trials(sweep_id: str) -> str:
+    return f"{sweep(sweep_id)}/trials.parquet"
+
+
+def sweep_best(sweep_id: str) -> str:
+    return f"{sweep(sweep_id)}/best.json"
+
+
+def sweep_plot(sweep_id: str) -> str:
+    return f"{sweep(sweep_id)}/plot.png"
+
+
+def sweep_tune(sweep_id: str) -> str:
+    """Tune's experiment directory (``RunConfig(name="tune")``): its state, so a sweep resumes."""
+    return f"{sweep(sweep_id)}/tune"
+
+
+def sweep_trial_runs(sweep_id: str) -> str:
+    """Ray Train storage of multi-worker trials: one folder per trial id below it."""
+    return f"{sweep(sweep_id)}/trials"
+
+
+# ------------------------------------------------------------------------ evaluation, samples
+def evaluation(run_id: str) -> str:
+    return f"evaluations/{run_id}/metrics.parquet"
+
+
+def samples(run_id: str) -> str:
+    return f"samples/{run_id}"
+
+
+def samples_table(run_id: str) -> str:
+    return f"{samples(run_id)}/samples.parquet"
+
+
+def samples_picture(run_id: str, name: str) -> str:
+    """``grid``, ``scatter`` or ``loss_curve`` as PNG."""
+    return f"{samples(run_id)}/{name}.png"
+
+
+# ----------------------------------------------------------------------------------- pipelines
+def pipeline(pipeline_id: str) -> str:
+    return f"pipelines/{pipeline_id}"
+
+
+def pipeline_summary(pipeline_id: str) -> str:
+    return f"{pipeline(pipeline_id)}/summary.json"
+
+
+def run_ids(keys: list[str]) -> list[str]:
+    """Run ids among keys listed under ``runs/`` (those with a config.json)."""
+    return sorted({k.split("/")[1] for k in keys if k.endswith("/config.json")})

@@ -1,0 +1,99 @@
+"""The one checkpoint format, read and written only here.
+
+One file, ``state.pt`` (``torch.save`` of plain containers and tensors, so it loads with
+``weights_only=True``)::
+
+    {"format": 1, "epoch": last finished epoch, "history": [entry per epoch],
+     "replicas": [{"seed", "model": state dict, "optimizers": {player: state dict}, "step"}]}
+
+A run's checkpoints are Ray Train's (``runs/{id}/checkpoints/epoch-NNNNN/state.pt``), a
+multi-worker trial's too (``sweeps/{id}/trials/{trial}/epoch-NNNNN/``), an in-process trial's are
+Tune's; all hold this file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from genai import layout
+from genai.storage import ArtifactStore, StoreError
+
+if TYPE_CHECKING:
+    from genai.train.loop import FitState
+
+FORMAT = 1
+STATE_FILE = layout.STATE_FILE
+
+
+def to_dict(state: FitState) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "epoch": state.epoch,
+        "history": state.history,
+        "replicas": [
+            {
+                "seed": r.seed,
+                "model": r.family.state_dict(),
+                "optimizers": {k: o.state_dict() for k, o in r.optimizers.items()},
+                "step": r.step,
+            }
+            for r in state.replicas
+        ],
+    }
+
+
+def save(state: FitState, directory: str) -> str:
+    """Write ``state`` into ``directory`` (a checkpoint directory); returns the file's path."""
+    path = os.path.join(directory, STATE_FILE)
+    torch.save(to_dict(state), path)
+    return path
+
+
+def load(source: str | bytes, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A saved state from a checkpoint directory, a file path, or the file's bytes."""
+    if isinstance(source, bytes):
+        saved = torch.load(io.BytesIO(source), map_location=device, weights_only=True)
+    else:
+        path = os.path.join(source, STATE_FILE) if os.path.isdir(source) else source
+        saved = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(saved, dict) or saved.get("format") != FORMAT:
+        raise StoreError(f"checkpoint {source if isinstance(source, str) else ''} is not format 1")
+    return saved
+
+
+def restore(state: FitState, saved: dict[str, Any], unwrap: Callable) -> None:
+    """Load ``saved`` into ``state`` (its replicas built for the same config and seeds)."""
+    seeds = [r["seed"] for r in saved["replicas"]]
+    if seeds != [r.seed for r in state.replicas]:
+        raise StoreError(
+            f"checkpoint holds seeds {seeds}, this fit {[r.seed for r in state.replicas]}"
+        )
+    for replica, entry in zip(state.replicas, saved["replicas"], strict=True):
+        unwrap(replica.model).load_state_dict(entry["model"])
+        for player, opt in replica.optimizers.items():
+            opt.load_state_dict(entry["optimizers"][player])
+        replica.step = entry["step"]
+    state.epoch, state.history = saved["epoch"], list(saved["history"])
+
+
+def latest_key(store: ArtifactStore, prefix: str) -> str | None:
+    """Key of the newest checkpoint file under ``prefix`` (names sort by epoch)."""
+    files = [k for k in store.list(prefix) if k.endswith(f"/{STATE_FILE}")]
+    return max(files) if files else None
+
+
+def read_latest(store: ArtifactStore, prefix: str) -> dict[str, Any]:
+    key = latest_key(store, prefix)
+    if key is None:
+        raise StoreError(f"no checkpoint under {store.key_uri(prefix)}")
+    return load(store.read_bytes(key))
+
+
+def model_state(saved: dict[str, Any], replica: int = 0) -> dict[str, Any]:
+    """The weights of one replica of a saved state."""
+    return saved["replicas"][replica]["model"]

@@ -1,0 +1,133 @@
+"""What a user runs is what the tests run: every `genai ...` line in README.md's code blocks runs
+here as written, with only a temporary `--store` added, in a fresh process, as a user types it.
+
+The README's sweep is the digits sweep of 6 two-worker trials (FID, ASHA) and its `genai run` is
+the default job, unmodified; both are checked beyond their exit status. Adding a command to the
+README without adding it here fails `test_the_readme_shows_exactly_the_commands_run_here`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from genai.storage import ArtifactStore
+from tests.flows.test_deployments import stop
+
+ROOT = Path(__file__).resolve().parents[1]
+GENAI = str(Path(sys.executable).parent / "genai")
+
+COMMANDS = [
+    "genai prepare --source digits",
+    "genai train configs/vae.yaml --set train.run_id=my-vae",
+    "genai evaluate my-vae",
+    "genai generate my-vae --n 64",
+    "genai sweep configs/vae.yaml --space tune_spaces/vae_loss_weights.yaml --trials 6",
+    "genai run",
+    "genai run --json",
+    "genai serve --config configs/demo.yaml",
+]
+
+
+def readme_commands() -> list[str]:
+    """Every line of a fenced code block of README.md that runs `genai`."""
+    blocks = re.findall(r"```[^\n]*\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    return [ln.strip() for b in blocks for ln in b.splitlines() if ln.strip().startswith("genai ")]
+
+
+def test_the_readme_shows_exactly_the_commands_run_here():
+    assert readme_commands() == COMMANDS
+
+
+def user_env() -> dict[str, str]:
+    """A user's shell: no Prefect server configured (each command starts its temporary one)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+
+
+def run(command: str, store: str, timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    argv = [GENAI, *shlex.split(command)[1:], "--store", store]
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=ROOT, env=user_env(), capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, f"{command}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc, seconds
+
+
+def serve_registers(command: str, store: str, api_url: str) -> list[str]:
+    """Start `genai serve` against a real Prefect server, wait for its deployments, stop it."""
+    argv = [GENAI, *shlex.split(command)[1:], "--store", store]
+    env = {**user_env(), "PREFECT_API_URL": api_url}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            try:
+                found = httpx.post(f"{api_url}/deployments/filter", json={}, timeout=5).json()
+            except httpx.HTTPError:
+                found = []
+            names = sorted(d["name"] for d in found)
+            if len(names) >= 4:
+                return names
+            time.sleep(1)
+        pytest.fail("genai serve registered no deployments within 120 s")
+    finally:
+        stop(proc)
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
+    uri = f"file://{tmp_path}/store"
+    store = ArtifactStore(uri)
+    seconds = {}
+    for command in COMMANDS:
+        if command.startswith("genai serve"):
+            names = serve_registers(command, uri, prefect_server)
+            assert {"nightly-pipeline", "pipeline", "sweep", "train"} <= set(names)
+            continue
+        proc, seconds[command] = run(command, uri, timeout=600)
+        out = proc.stdout
+        if command.startswith("genai prepare"):
+            assert "prepared digits version" in out
+        elif command.startswith("genai train"):
+            result = store.read_json("runs/my-vae/result.json")
+            assert result["epochs"] == 10
+            assert store.read_json("runs/my-vae/config.json")["config"]["train"]["num_workers"] == 2
+        elif command.startswith("genai evaluate"):
+            metrics = store.read_table("evaluations/my-vae/metrics.parquet").to_pylist()
+            assert {"fid", "kid", "precision", "recall"} <= {m["metric"] for m in metrics}
+            assert "fid" in out and "floor" in out
+        elif command.startswith("genai generate"):
+            assert store.read_table("samples/my-vae/samples.parquet").num_rows == 64
+            assert store.exists("samples/my-vae/grid.png")
+        elif command.startswith("genai sweep"):  # the digits sweep of 6 two-worker trials
+            (best,) = [k for k in store.list("sweeps") if k.endswith("/best.json")]
+            rows = store.read_table(best.replace("best.json", "trials.parquet")).to_pylist()
+            assert len(rows) == 6 and all(r["workers"] == 2 for r in rows), rows
+            assert all(r["status"] != "failed" for r in rows), rows
+            assert any(r["status"] == "stopped" for r in rows), "ASHA stopped none"
+            assert all(r["fid"] > 0 for r in rows) and store.read_json(best)["metric"] == "fid"
+        elif command == "genai run":  # the default job, unmodified
+            assert re.search(r"^pipeline demo-\w+", out, re.M), out
+            assert re.search(r"^\s+fid\s+[\d.]+\s+[\d.]+$", out, re.M), out  # value and floor
+            assert "6 trials" in out and "(10 epochs)" in out
+            (summary,) = [k for k in store.list("pipelines") if k.endswith("summary.json")]
+            saved = store.read_json(summary)
+            assert saved["metrics"]["fid"] > saved["floors"]["fid"] > 0
+            first_run = saved
+        elif command == "genai run --json":  # the same job again: every stage from the store
+            again = json.loads(out.strip().splitlines()[-1])
+            assert again["pipeline_id"] == first_run["pipeline_id"]
+            assert again["metrics"] == first_run["metrics"]
+    print("seconds per command:", json.dumps(seconds, indent=1))

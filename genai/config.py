@@ -136,7 +136,21 @@ class ModelConfig(StrictModel):
 class TrainConfig(StrictModel):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(128, gt=0)
-    lr: float = Field(1e-3, gt=0)
+    lr: float = Field(1e-3, gt=0, description="Adam's learning rate (a GAN's generator's)")
+    lr_discriminator: float | None = Field(
+        None, gt=0, description="GANs: the discriminator's learning rate (TTUR); None: lr"
+    )
+    betas: tuple[float, float] | None = Field(
+        None, description="Adam betas; None: (0.5, 0.9) for GANs, (0.9, 0.999) otherwise"
+    )
+    warmup_steps: int = Field(0, ge=0, description="linear learning-rate warm-up from 0")
+    schedule: Literal["constant", "cosine", "linear"] = Field(
+        "constant", description="learning-rate decay after warm-up, to min_lr_ratio x lr"
+    )
+    min_lr_ratio: float = Field(0.0, ge=0, le=1, description="the decayed learning rate / lr")
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="EMA of the weights, used to sample and evaluate; None: off"
+    )
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float | None = Field(1.0, gt=0, description="max global grad norm; None: off")
     num_workers: int = Field(1, gt=0)
@@ -146,6 +160,12 @@ class TrainConfig(StrictModel):
     keep_checkpoints: int = Field(2, gt=0)
     max_failures: int = Field(1, ge=-1, description="-1: retry forever")
     run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+    @model_validator(mode="after")
+    def _betas_in_range(self) -> TrainConfig:
+        if self.betas is not None and not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas: each must be in [0, 1), got {list(self.betas)}")
+        return self
 
 
 class RunConfig(StrictModel):
@@ -178,6 +198,11 @@ class RunConfig(StrictModel):
     @model_validator(mode="after")
     def _slots_match_family(self) -> RunConfig:
         check_names(self.model.family, self.loss)
+        if self.train.lr_discriminator is not None and self.model.family != "gan":
+            raise ValueError(
+                f"train.lr_discriminator: only a GAN has a discriminator; model.family is"
+                f" {self.model.family!r}: leave it out"
+            )
         image = self.data.source == "digits" or (
             self.data.source == "parquet"
             and self.data.shape is not None

@@ -4,7 +4,8 @@ One file, ``state.pt`` (``torch.save`` of plain containers and tensors, so it lo
 ``weights_only=True``)::
 
     {"format": 1, "epoch": last finished epoch, "history": [entry per epoch],
-     "replicas": [{"seed", "model": state dict, "optimizers": {player: state dict}, "step"}]}
+     "replicas": [{"seed", "model": state dict, "optimizers": {player: state dict}, "step",
+                   "ema": the weights' moving average (a state dict) or None}]}
 
 A run's checkpoints are Ray Train's (``runs/{id}/checkpoints/epoch-NNNNN/state.pt``), a
 multi-worker trial's too (``sweeps/{id}/trials/{trial}/epoch-NNNNN/``), an in-process trial's are
@@ -41,6 +42,7 @@ def to_dict(state: FitState) -> dict[str, Any]:
                 "model": r.family.state_dict(),
                 "optimizers": {k: o.state_dict() for k, o in r.optimizers.items()},
                 "step": r.step,
+                "ema": r.ema.state_dict() if r.ema is not None else None,
             }
             for r in state.replicas
         ],
@@ -78,6 +80,8 @@ def restore(state: FitState, saved: dict[str, Any], unwrap: Callable) -> None:
         for player, opt in replica.optimizers.items():
             opt.load_state_dict(entry["optimizers"][player])
         replica.step = entry["step"]
+        if replica.ema is not None and entry.get("ema") is not None:
+            replica.ema.load_state_dict(entry["ema"])
     state.epoch, state.history = saved["epoch"], list(saved["history"])
 
 
@@ -95,5 +99,6 @@ def read_latest(store: ArtifactStore, prefix: str) -> dict[str, Any]:
 
 
 def model_state(saved: dict[str, Any], replica: int = 0) -> dict[str, Any]:
-    """The weights of one replica of a saved state."""
-    return saved["replicas"][replica]["model"]
+    """The weights one replica of a saved state samples with: its EMA's, if it keeps one."""
+    entry = saved["replicas"][replica]
+    return entry["ema"] if entry.get("ema") is not None else entry["model"]

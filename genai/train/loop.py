@@ -16,6 +16,7 @@ replays exactly what an uninterrupted run would.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -31,6 +32,7 @@ from torch import Tensor, nn
 from genai.config import RunConfig, TrainConfig
 from genai.models import DataSpec, GenerativeModel, build_model
 from genai.train import checkpoint
+from genai.train.ema import EMA
 
 
 def unwrap(model: nn.Module) -> GenerativeModel:
@@ -59,30 +61,68 @@ def minibatches(data: Tensor, batch_size: int, *, drop_last: bool = True) -> Ite
         yield data[i : i + batch_size]
 
 
+def default_betas(family: GenerativeModel) -> tuple[float, float]:
+    """Adam's betas unless the config sets them: (0.5, 0.9) for a two-player game (DCGAN,
+    WGAN-GP), Adam's own (0.9, 0.999) otherwise."""
+    return (0.5, 0.9) if len(family.players) > 1 else (0.9, 0.999)
+
+
 def make_optimizers(model: nn.Module, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-    """One Adam per player; GANs use the betas (0.5, 0.9) of DCGAN / WGAN-GP."""
+    """One Adam per player; a GAN's discriminator may have its own rate (TTUR)."""
     family = unwrap(model)
-    betas = (0.5, 0.9) if len(family.players) > 1 else (0.9, 0.999)
-    return {
-        player: torch.optim.Adam(
-            family.player_parameters(player), lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay
+    betas = cfg.betas or default_betas(family)
+    out = {}
+    for player in family.players:
+        lr = cfg.lr_discriminator if player == "discriminator" and cfg.lr_discriminator else cfg.lr
+        out[player] = torch.optim.Adam(
+            family.player_parameters(player), lr=lr, betas=betas, weight_decay=cfg.weight_decay
         )
-        for player in family.players
-    }
+        for group in out[player].param_groups:
+            group["base_lr"] = lr  # what lr_factor scales, saved with the optimiser's state
+    return out
+
+
+def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
+    """The learning rate at ``step`` (of ``total``) as a share of the base rate: a linear
+    warm-up from 0 over ``warmup_steps``, then constant, or a cosine (Loshchilov & Hutter 2017,
+    arXiv:1608.03983) or linear decay to ``min_lr_ratio`` at the last step."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    span = max(total - 1 - cfg.warmup_steps, 1)
+    progress = min(max((step - cfg.warmup_steps) / span, 0.0), 1.0)
+    floor = cfg.min_lr_ratio
+    if cfg.schedule == "cosine":
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return floor + (1 - floor) * (1 - progress)
 
 
 @dataclass
 class Replica:
-    """One seed's model (DDP-wrapped in a worker group), its optimisers and its step counter."""
+    """One seed's model (DDP-wrapped in a worker group), its optimisers, its step counter and,
+    with ``train.ema_decay``, the moving average of its weights."""
 
     seed: int
     model: nn.Module
     optimizers: dict[str, torch.optim.Optimizer]
     step: int = 0
+    ema: EMA | None = None
 
     @property
     def family(self) -> GenerativeModel:
         return unwrap(self.model)
+
+    @contextlib.contextmanager
+    def sampling(self) -> Iterator[GenerativeModel]:
+        """The family in eval mode with the weights it samples with (the EMA's, if any)."""
+        family = self.family
+        family.eval()
+        if self.ema is None:
+            yield family
+        else:
+            with self.ema.applied(family):
+                yield family
 
 
 @dataclass
@@ -154,24 +194,27 @@ class Hook:
 
 
 def train_epoch(
-    model: nn.Module,
-    optimizers: dict[str, torch.optim.Optimizer],
+    replica: Replica,
     loader: Iterable[Tensor],
+    cfg: TrainConfig,
     *,
-    step: int = 0,
-    grad_clip: float | None = None,
+    total_steps: int,
     autocast: torch.autocast | None = None,
-) -> tuple[dict[str, float], int]:
-    """One pass over ``loader``; returns the mean of every logged term and the next step."""
-    family = unwrap(model)
+) -> dict[str, float]:
+    """One pass over ``loader``; the mean of every logged term. Advances ``replica.step``."""
+    model, family = replica.model, replica.family
     multi = len(family.players) > 1
     sums: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
     rows, start = 0, time.perf_counter()
     model.train()
     for batch in loader:
+        step = replica.step
+        factor = lr_factor(step, total_steps, cfg)
         for player in family.players_at(step):
-            opt = optimizers[player]
+            opt = replica.optimizers[player]
+            for group in opt.param_groups:
+                group["lr"] = group["base_lr"] * factor
             opt.zero_grad(set_to_none=True)
             if autocast is not None:
                 with autocast:
@@ -181,19 +224,21 @@ def train_epoch(
             if not torch.isfinite(terms.total):
                 raise FloatingPointError(f"{player} loss is {float(terms.total)} at step {step}")
             terms.total.backward()
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(family.player_parameters(player), grad_clip)
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(family.player_parameters(player), cfg.grad_clip)
             opt.step()
             for key, value in terms.logged(f"{player}/" if multi else "").items():
                 sums[key] += value
                 counts[key] += 1
+        if replica.ema is not None:
+            replica.ema.update(family)
         rows += len(batch)
-        step += 1
+        replica.step = step + 1
     seconds = time.perf_counter() - start
     metrics = {k: sums[k] / counts[k] for k in sums}
     metrics["samples_per_s"] = rows / seconds if seconds > 0 else math.nan
     metrics["epoch_s"] = seconds
-    return metrics, step
+    return metrics
 
 
 @torch.no_grad()
@@ -263,8 +308,15 @@ def build_replicas(
     for seed in seeds:
         torch.manual_seed(seed)  # the same initial weights on every rank
         model = session.wrap(build_model(cfg.model, cfg.loss, spec, features=features))
-        replicas.append(Replica(seed, model, make_optimizers(model, cfg.train)))
+        ema = EMA(unwrap(model), cfg.train.ema_decay) if cfg.train.ema_decay else None
+        replicas.append(Replica(seed, model, make_optimizers(model, cfg.train), ema=ema))
     return replicas
+
+
+def steps_per_epoch(rows: int, cfg: TrainConfig, world: int) -> int:
+    """Training steps an epoch takes on every rank (a last short batch is dropped)."""
+    per_rank, shard = max(1, cfg.batch_size // world), rows // world
+    return max(shard // per_rank, 1) if shard >= per_rank else 1
 
 
 def run_epoch(cfg: RunConfig, state: FitState, epoch: int, data: FitData, session: Session):
@@ -275,18 +327,14 @@ def run_epoch(cfg: RunConfig, state: FitState, epoch: int, data: FitData, sessio
     if cfg.train.mixed_precision and device.type == "cuda":
         autocast = torch.autocast("cuda", dtype=torch.bfloat16)
     val = data.val.to(device)
+    total = cfg.train.epochs * steps_per_epoch(len(data.train), cfg.train, world)
     results = []
     for r in state.replicas:
         torch.manual_seed(epoch_seed(r.seed, epoch, rank))
         rows = epoch_rows(len(data.train), seed=r.seed, epoch=epoch, rank=rank, world=world)
         x = data.train[rows].to(device)
-        metrics, r.step = train_epoch(
-            r.model,
-            r.optimizers,
-            minibatches(x, per_rank),
-            step=r.step,
-            grad_clip=cfg.train.grad_clip,
-            autocast=autocast,
+        metrics = train_epoch(
+            r, minibatches(x, per_rank), cfg.train, total_steps=total, autocast=autocast
         )
         metrics["val_loss"] = validation_loss(r.model, minibatches(val, 1024, drop_last=False))
         results.append(metrics)

@@ -58,9 +58,9 @@ class TrialJudge(Hook):
             return out
         judged = []
         for r in replicas:
-            r.family.eval()
             gen = torch.Generator().manual_seed(ctx.cfg.train.seed)
-            fake = r.family.sample_batched(self.n_samples, generator=gen).cpu()
+            with r.sampling() as family:
+                fake = family.sample_batched(self.n_samples, generator=gen).cpu()
             if not torch.isfinite(fake).all():
                 raise FloatingPointError("the model generates NaN or inf")
             judged.append(self.judge.metrics(fake))

@@ -1,0 +1,120 @@
+"""The recipe levers: EMA of the weights, learning-rate warm-up and decay, Adam's betas, a GAN's
+two learning rates (TTUR); each against its closed form, in-process (no Ray)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from genai.config import RunConfig, TrainConfig
+from genai.configfile import load_config
+from genai.data.sources import load_builtin
+from genai.models import DataSpec
+from genai.strict import ConfigError
+from genai.train import checkpoint
+from genai.train.ema import EMA
+from genai.train.loop import FitData, fit, lr_factor
+
+
+def test_ema_matches_its_closed_form():
+    """shadow_n = d^n w_0 + (1 - d) sum_{t=1..n} d^(n-t) w_t for the weights w_t after step t."""
+    model = nn.Linear(3, 2)
+    d = 0.9
+    ema = EMA(model, d)
+    weights = [model.weight.detach().clone()]
+    for t in range(1, 8):
+        with torch.no_grad():
+            model.weight.copy_(torch.full((2, 3), float(t)))
+        weights.append(model.weight.detach().clone())
+        ema.update(model)
+    n = len(weights) - 1
+    expected = d**n * weights[0] + sum((1 - d) * d ** (n - t) * weights[t] for t in range(1, n + 1))
+    torch.testing.assert_close(ema.state_dict()["weight"], expected)
+    with ema.applied(model):  # the averaged weights inside the block, the model's own after it
+        torch.testing.assert_close(model.weight, expected)
+    torch.testing.assert_close(model.weight, weights[-1])
+
+
+@pytest.mark.parametrize(
+    ("schedule", "step", "expected"),
+    [
+        ("constant", 0, 0.1),  # warm-up: (step + 1) / 10
+        ("constant", 4, 0.5),
+        ("constant", 9, 1.0),
+        ("constant", 99, 1.0),
+        ("cosine", 10, 1.0),  # decay starts after the warm-up
+        ("cosine", 10 + 89 // 2, 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 44 / 89))),
+        ("cosine", 99, 0.1),  # the last of 100 steps: min_lr_ratio
+        ("linear", 10 + 89 // 2, 0.1 + 0.9 * (1 - 44 / 89)),
+        ("linear", 99, 0.1),
+    ],
+)
+def test_learning_rate_schedules_hit_their_values(schedule, step, expected):
+    cfg = TrainConfig(warmup_steps=10, schedule=schedule, min_lr_ratio=0.1)
+    assert lr_factor(step, 100, cfg) == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def ring8() -> FitData:
+    src = load_builtin(load_config(RunConfig, data={"data.source": "ring8", "data.n": 1000}).data)
+    x = torch.tensor((src.values - src.values.mean(0)) / src.values.std(0))
+    return FitData(x[:800], x[800:], DataSpec((2,), "points", float(x.min()), float(x.max())))
+
+
+def gan(**train) -> RunConfig:
+    data = {
+        "model.family": "gan",
+        "model.arch.width": 16,
+        "train.epochs": 2,
+        "train.batch_size": 100,
+    }
+    return load_config(RunConfig, data={**data, **{f"train.{k}": v for k, v in train.items()}})
+
+
+def test_the_loop_sets_each_step_s_rate_and_keeps_the_ema(ring8):
+    cfg = gan(lr=0.002, lr_discriminator=0.004, betas=[0.0, 0.9], warmup_steps=3,
+              schedule="cosine", min_lr_ratio=0.25, ema_decay=0.99)  # fmt: skip
+    state = fit(cfg, ring8)
+    replica = state.replicas[0]
+    assert replica.step == 16  # 2 epochs x 8 steps
+    last = lr_factor(15, 16, cfg.train)
+    assert last == pytest.approx(0.25)
+    opts = replica.optimizers
+    assert opts["generator"].param_groups[0]["lr"] == pytest.approx(0.002 * last)
+    assert opts["discriminator"].param_groups[0]["lr"] == pytest.approx(0.004 * last)
+    assert opts["generator"].param_groups[0]["betas"] == (0.0, 0.9)
+    saved = checkpoint.to_dict(state)
+    sampled = checkpoint.model_state(saved)  # sampling and evaluation use the EMA's weights
+    name = "generator.0.weight"
+    torch.testing.assert_close(sampled[name], replica.ema.state_dict()[name])
+    assert not torch.equal(sampled[name], replica.family.state_dict()[name])
+
+
+def test_default_betas_by_family(ring8):
+    assert fit(gan(), ring8).replicas[0].optimizers["generator"].defaults["betas"] == (0.5, 0.9)
+    vae = load_config(RunConfig, data={"train.epochs": 1, "model.arch.width": 16})
+    assert fit(vae, ring8).replicas[0].optimizers["model"].defaults["betas"] == (0.9, 0.999)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"train.lr_discriminator": 0.01},
+            "train.lr_discriminator: only a GAN has a discriminator",
+        ),
+        ({"train.betas": [0.5, 1.0]}, "train.betas: each must be in [0, 1), got [0.5, 1.0]"),
+        ({"train.ema_decay": 1.0}, "train.ema_decay: Input should be less than 1"),
+        (
+            {"train.schedule": "step"},
+            "train.schedule: 'step' is not one of 'constant', 'cosine', 'linear'",
+        ),
+    ],
+)
+def test_bad_levers_name_the_field(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_config(RunConfig, data=overrides)
+    assert message in str(info.value)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import sys
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from genai.strict import ConfigError
+from flows.console import Console, active, terminal
+from genai.errors import UserError
+from genai.progress import say
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -19,25 +22,59 @@ app = typer.Typer(
 )
 
 
+@dataclass
+class Options:
+    verbose: bool = False
+    console: Console | None = None
+
+
 @app.callback()
-def _group() -> None:
+def _group(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "-v", "--verbose", help="show Ray's, Prefect's and libraries' own output too"
+    ),
+) -> None:
     """The pipeline (run) and its stages: prepare, train, sweep, evaluate, generate."""
+    ctx.obj = Options(verbose=verbose)
 
 
 # Options every command shares.
 STORE = typer.Option(None, help="artifact store URI (default $GENAI_STORE or ./artifacts)")
-RAY_ADDRESS = typer.Option(None, help="Ray head address or 'auto' (default: start a local Ray)")
+RAY_ADDRESS = typer.Option(
+    None, help="Ray head address or 'auto' (default: the local Ray genai commands share)"
+)
 AS_JSON = typer.Option(False, "--json", help="print one JSON object as the last line of stdout")
 OVERRIDES = typer.Option(None, "--set", help="override a config field: --set train.epochs=3")
 
 
-def emit(result: dict[str, Any], as_json: bool, human: str) -> None:
+def console(ctx: typer.Context, command: str) -> Console:
+    """This command's console: progress on the terminal, every other line in a log file."""
+    options: Options = ctx.obj
+    if options.console is None:
+        options.console = Console(command, verbose=options.verbose)
+    return options.console
+
+
+def boot(ctx: typer.Context, command: str, ray_address: str | None) -> str:
+    """The work is not in the store: open the console, bring up Prefect and Ray."""
+    from flows.services import services
+
+    shown = console(ctx, command)
+    say("log", str(shown.path))
+    return services(ray_address)
+
+
+def emit(ctx: typer.Context, result: dict[str, Any], as_json: bool, human: str) -> None:
     """Print the human summary, or the JSON object as the very last stdout line."""
-    sys.stderr.flush()
-    if as_json:
-        print(json.dumps(result, default=str), flush=True)
-    else:
-        print(human, flush=True)
+    options: Options = ctx.obj
+    text = json.dumps(result, default=str) if as_json else human
+    if options.console is None:
+        print(text, flush=True)
+        return
+    if not as_json:
+        text += f"\n  log       {options.console.path}"
+    options.console.print(text)
 
 
 DEMO = Path("configs/demo.yaml")
@@ -45,6 +82,7 @@ DEMO = Path("configs/demo.yaml")
 
 @app.command()
 def run(
+    ctx: typer.Context,
     config: Path = typer.Argument(None, help="pipeline YAML (default: configs/demo.yaml)"),
     overrides: list[str] = OVERRIDES,
     store: str = STORE,
@@ -55,20 +93,22 @@ def run(
     """The main job: prepare -> sweep -> retrain the best -> evaluate -> generate -> summary."""
     from genai.config import PipelineConfig
     from genai.configfile import load_config
+    from genai.pipeline import base_config, finished_pipeline
     from genai.storage import ArtifactStore
+    from genai.tune.record import ranking
     from genai.tune.space import load_space
 
     path = config or (DEMO if DEMO.is_file() else None)
     cfg = load_config(PipelineConfig, path, overrides=overrides or ())
-    base = cfg.model_dump(mode="json", include={"data", "model", "loss", "train"})
-    from genai.config import RunConfig
+    load_space(cfg.sweep.space, base_config(cfg))  # before anything starts
+    ranking(base_config(cfg), cfg.sweep)
+    checked = ArtifactStore(store)
+    summary = None if force else finished_pipeline(cfg, checked)  # no Prefect, no Ray
+    if summary is None:
+        address = boot(ctx, "run", ray_address)
+        from flows.pipeline import pipeline_flow
 
-    load_space(cfg.sweep.space, RunConfig.model_validate(base))  # before anything starts
-    store_uri = ArtifactStore(store).uri
-
-    from flows.pipeline import pipeline_flow
-
-    summary = pipeline_flow(config=cfg, store=store_uri, ray_address=ray_address, force=force)
+        summary = pipeline_flow(config=cfg, store=checked.uri, ray_address=address, force=force)
     out = {
         "pipeline_id": summary["pipeline_id"],
         "summary_uri": summary["summary_uri"],
@@ -77,7 +117,7 @@ def run(
         "best_run": summary["best_run"],
         "metrics": summary["metrics"],
     }
-    emit(out, as_json, summary_table(summary))
+    emit(ctx, out, as_json, summary_table(summary))
 
 
 def summary_table(summary: dict) -> str:
@@ -105,6 +145,7 @@ def summary_table(summary: dict) -> str:
 
 @app.command()
 def prepare(
+    ctx: typer.Context,
     source: str = typer.Option(None, help="digits | ring8 | grid25 | moons | swissroll | parquet"),
     n: int = typer.Option(None, help="rows to generate (generated sources)"),
     seed: int = typer.Option(None, help="seed of generation and split"),
@@ -120,6 +161,8 @@ def prepare(
     """Prepare a dataset: validate, normalise, split, write Parquet to the store."""
     from genai.config import DataConfig
     from genai.configfile import load_config
+    from genai.data.prepare import find_prepared
+    from genai.storage import ArtifactStore
 
     given = {"source": source, "n": n, "seed": seed, "uri": uri, "name": name}
     given |= {"label_column": label_column}
@@ -131,17 +174,20 @@ def prepare(
         data={k: v for k, v in given.items() if v is not None},
         prefix="data",
     )
-    from genai.storage import ArtifactStore
+    checked = ArtifactStore(store)  # fail on a bad store before any compute
+    found = find_prepared(data, checked)  # no Prefect, no Ray
+    if found is not None:
+        result = {**found.summary(), "created": False}
+    else:
+        address = boot(ctx, "prepare", ray_address)
+        from flows.prepare import prepare_data
 
-    store_uri = ArtifactStore(store).uri  # fail on a bad store before any compute
-
-    from flows.prepare import prepare_data
-
-    result = prepare_data(data=data, store=store_uri, ray_address=ray_address)
+        result = prepare_data(data=data, store=checked.uri, ray_address=address)
     out = {k: result[k] for k in ("dataset", "version", "uri", "rows")}
     rows = ", ".join(f"{k} {v}" for k, v in result["rows"].items())
     verb = "prepared" if result["created"] else "already prepared"
     emit(
+        ctx,
         out,
         as_json,
         f"{verb} {result['dataset']} version {result['version']} ({rows})\n  -> {result['uri']}",
@@ -150,6 +196,7 @@ def prepare(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     config: Path = typer.Argument(None, help="YAML run config (data, model, loss, train)"),
     overrides: list[str] = OVERRIDES,
     store: str = STORE,
@@ -159,26 +206,32 @@ def train(
     """Train a model on Ray Train; re-running the same job resumes it or finds it finished."""
     from genai.config import RunConfig
     from genai.configfile import load_config
+    from genai.runs import find_finished
     from genai.storage import ArtifactStore
 
     run = load_config(RunConfig, config, overrides=overrides or ())
-    store_uri = ArtifactStore(store).uri
+    checked = ArtifactStore(store)
+    done = find_finished(run, checked)  # no Prefect, no Ray
+    if done is not None:
+        result = {**done.summary(), "reused": True}
+    else:
+        address = boot(ctx, "train", ray_address)
+        from flows.train import train_flow
 
-    from flows.train import train_flow
-
-    result = train_flow(run=run, store=store_uri, ray_address=ray_address)
+        result = train_flow(run=run, store=checked.uri, ray_address=address)
     out = {k: result[k] for k in ("run_id", "uri", "epochs", "metrics")}
     shown = ", ".join(
         f"{k} {v:.4g}"
         for k, v in result["metrics"].items()
-        if k not in ("epoch_s", "param_divergence")
+        if k not in ("epoch_s", "param_divergence", "steps")
     )
     verb = "already finished" if result["reused"] else f"trained {result['epochs']} epochs"
-    emit(out, as_json, f"{result['run_id']}: {verb}\n  {shown}\n  -> {result['uri']}")
+    emit(ctx, out, as_json, f"{result['run_id']}: {verb}\n  {shown}\n  -> {result['uri']}")
 
 
 @app.command()
 def sweep(
+    ctx: typer.Context,
     config: Path = typer.Argument(None, help="YAML base run config (data, model, loss, train)"),
     space: Path = typer.Option(
         ..., help="search space YAML, e.g. tune_spaces/vae_loss_weights.yaml"
@@ -187,6 +240,9 @@ def sweep(
     search: str = typer.Option(None, help="random | optuna"),
     scheduler: str = typer.Option(None, help="asha | fifo"),
     repeats: int = typer.Option(None, help="seeds per sampled config; ranked by the mean"),
+    metric: str = typer.Option(
+        None, help="the evaluate metric to rank by, e.g. high_quality (default fid or mmd2)"
+    ),
     overrides: list[str] = OVERRIDES,
     store: str = STORE,
     ray_address: str = RAY_ADDRESS,
@@ -196,25 +252,32 @@ def sweep(
     from genai.config import RunConfig, SweepConfig
     from genai.configfile import load_config
     from genai.storage import ArtifactStore
+    from genai.tune.record import finished_sweep, ranking, sweep_id_for
     from genai.tune.space import load_space
 
     run = load_config(RunConfig, config, overrides=overrides or ())
     given = {"space": str(space), "trials": trials, "search": search, "scheduler": scheduler}
-    given["repeats"] = repeats
+    given |= {"repeats": repeats, "metric": metric}
     cfg = load_config(
         SweepConfig, data={k: v for k, v in given.items() if v is not None}, prefix="sweep"
     )
     load_space(cfg.space, run)  # a bad space fails here, in well under a second, before Ray
-    store_uri = ArtifactStore(store).uri
+    ranking(run, cfg)  # and a metric this data does not report
+    checked = ArtifactStore(store)
+    done = finished_sweep(checked, sweep_id_for(run, cfg.space, cfg))  # no Prefect, no Ray
+    if done is not None:
+        result = {**done.summary(), "counts": done.counts, "reused": True}
+    else:
+        address = boot(ctx, "sweep", ray_address)
+        from flows.sweep import sweep_flow
 
-    from flows.sweep import sweep_flow
-
-    result = sweep_flow(run=run, sweep=cfg, store=store_uri, ray_address=ray_address)
+        result = sweep_flow(run=run, sweep=cfg, store=checked.uri, ray_address=address)
     out = {k: result[k] for k in ("sweep_id", "uri", "trials", "best")}
     best = result["best"]
     counts = ", ".join(f"{v} {k}" for k, v in result["counts"].items())
     params = "\n".join(f"    {k} = {v}" for k, v in best["params"].items())
     emit(
+        ctx,
         out,
         as_json,
         f"sweep {result['sweep_id']}: {result['trials']} trials ({counts})\n"
@@ -225,6 +288,7 @@ def sweep(
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     run_id: str = typer.Argument(..., help="a run id (genai train prints it)"),
     n_samples: int = typer.Option(None, help="samples to draw (default 2500)"),
     split: str = typer.Option(None, help="reference split: test | val"),
@@ -244,11 +308,16 @@ def evaluate(
     )
     checked = ArtifactStore(store)
     check_run(checked, run_id)  # an unknown run fails here, before any flow starts
-    store_uri = checked.uri
+    from genai.evaluate.evaluate import stored_evaluation
 
-    from flows.evaluate import evaluate_flow
+    done = stored_evaluation(checked, run_id, cfg)  # no Prefect, no Ray
+    if done is not None:
+        result = done.summary()
+    else:
+        boot(ctx, "evaluate", None)
+        from flows.evaluate import evaluate_flow
 
-    result = evaluate_flow(run_id=run_id, evaluate=cfg, store=store_uri)
+        result = evaluate_flow(run_id=run_id, evaluate=cfg, store=checked.uri)
     lines = [f"{run_id}: {cfg.n_samples} samples against the {cfg.split} split"]
     for name, value in result["metrics"].items():
         floor = result["floors"][name]
@@ -256,11 +325,12 @@ def evaluate(
             f"  {name:<16} {value:>10.4g}" + (f"   floor {floor:.4g}" if floor is not None else "")
         )
     lines.append(f"  -> {result['uri']}")
-    emit(result, as_json, "\n".join(lines))
+    emit(ctx, result, as_json, "\n".join(lines))
 
 
 @app.command()
 def generate(
+    ctx: typer.Context,
     run_id: str = typer.Argument(..., help="a run id (genai train prints it)"),
     n: int = typer.Option(None, "--n", help="how many samples (default 64)"),
     seed: int = typer.Option(None, help="sampling seed"),
@@ -279,50 +349,71 @@ def generate(
     )
     checked = ArtifactStore(store)
     check_run(checked, run_id)  # an unknown run fails here, before any flow starts
-    store_uri = checked.uri
+    from genai.generate import stored_samples
 
-    from flows.generate import generate_flow
+    result = stored_samples(checked, run_id, cfg)  # no Prefect, no Ray
+    if result is None:
+        boot(ctx, "generate", None)
+        from flows.generate import generate_flow
 
-    result = generate_flow(run_id=run_id, generate=cfg, store=store_uri)
+        result = generate_flow(run_id=run_id, generate=cfg, store=checked.uri)
     files = "\n".join(f"  {k}: {v}" for k, v in result["files"].items())
-    emit(result, as_json, f"{result['n']} samples of {run_id}\n{files}")
+    emit(ctx, result, as_json, f"{result['n']} samples of {run_id}\n{files}")
 
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     cron: str = typer.Option("0 3 * * *", help="schedule of nightly-pipeline (cron)"),
     config: Path = typer.Option(None, help="default pipeline config of the pipeline deployments"),
     store: str = STORE,
 ) -> None:
-    """Register and serve the deployments (nightly-pipeline, pipeline, sweep, train) locally.
-
-    Point PREFECT_API_URL at your Prefect server; open its UI to launch runs with typed forms.
-    """
+    """Register and serve the deployments (nightly-pipeline, pipeline, sweep, train) until
+    stopped: with the Prefect server of PREFECT_API_URL, else the local one genai commands share.
+    Open its UI to launch runs with typed forms."""
     from genai.config import PipelineConfig
     from genai.configfile import load_config
     from genai.storage import ArtifactStore
 
     pipeline = load_config(PipelineConfig, config) if config else None
     store_uri = ArtifactStore(store).uri if store else None
+    from flows.services import prefect_server
+
+    server = prefect_server()
+    server.wait()
+    os.environ["PREFECT_API_URL"] = server.url
     from flows.deployments import serve as serve_deployments
 
     serve_deployments(cron=cron, store=store_uri, config=pipeline)
 
 
+@app.command()
+def down() -> None:
+    """Stop the local Ray and Prefect server that genai commands share (they keep running
+    between commands, so the next one starts in seconds)."""
+    from flows.services import down as stop
+
+    stopped = stop()
+    print("stopped " + ", ".join(stopped) if stopped else "nothing was running", flush=True)
+
+
 def main() -> None:
-    """Entry point: user errors become one readable message and exit status 2."""
-    import os
-
+    """Entry point: user errors become one readable message and exit status 2; anything else
+    one line naming the log that holds its traceback, and status 1."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no phoning home
-    from genai.data.sources import DataError
-    from genai.evaluate.evaluate import EvaluationError
-    from genai.storage import StoreError
-
     try:
         app()
-    except (ConfigError, DataError, StoreError, EvaluationError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except UserError as err:
+        print(f"error: {err}", file=terminal(), flush=True)
         raise SystemExit(2) from None
+    except Exception as err:
+        import traceback
+
+        traceback.print_exc()  # into the log file when the console points stderr there
+        shown = active()
+        hint = f" (traceback in {shown.path})" if shown and not shown.verbose else ""
+        print(f"error: {type(err).__name__}: {err}{hint}", file=terminal(), flush=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -8,12 +8,10 @@ summary goes to ``pipelines/{pipeline_id}/summary.json``, a markdown report to t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows.evaluate import artifact_key, evaluate_task
@@ -22,30 +20,16 @@ from flows.prepare import feature_network, prepare_dataset
 from flows.sweep import leaderboard, sweep_task
 from flows.train import train_run
 from genai import layout
-from genai.config import PipelineConfig, RunConfig
+from genai.config import PipelineConfig
+from genai.pipeline import base_config, pipeline_id_for, retrain_config
+from genai.progress import say
 from genai.storage import ArtifactStore
-
-
-def pipeline_id_for(config: PipelineConfig) -> str:
-    digest = hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
-    return f"{config.name}-{digest.hexdigest()[:12]}"
 
 
 @task
 def forget(store: str | None, prefix: str) -> None:
     """--force: remove a stage's artifacts so it runs again."""
     ArtifactStore(store).delete(prefix)
-
-
-def retrain_config(config: PipelineConfig, best: dict[str, Any]) -> RunConfig:
-    """The sweep's best config, trained for ``retrain_epochs`` on ``retrain_workers`` workers."""
-    tree = dict(best["config"])
-    train = dict(tree["train"])
-    train["epochs"] = config.retrain_epochs or config.train.epochs
-    train["num_workers"] = config.retrain_workers or config.train.num_workers
-    train["run_id"] = None
-    tree["train"] = train
-    return RunConfig.model_validate(tree)
 
 
 @flow(name="pipeline", log_prints=True)
@@ -56,13 +40,12 @@ def pipeline_flow(
     force: bool = False,
 ) -> dict[str, Any]:
     """The whole job: which loss, with which weights, on which architecture is best here."""
-    logger = get_run_logger()
     pipeline_id = pipeline_id_for(config)
     timings: dict[str, float] = {}
 
     def timed(stage: str, start: float) -> None:
         timings[stage] = round(time.perf_counter() - start, 2)
-        logger.info("stage %s: %.1fs", stage, timings[stage])
+        say("pipeline", f"{stage} done in {timings[stage]:.1f}s")
 
     t = time.perf_counter()
     if force:
@@ -72,11 +55,9 @@ def pipeline_flow(
     timed("prepare", t)
 
     t = time.perf_counter()
-    base = RunConfig.model_validate(
-        config.model_dump(mode="json", include={"data", "model", "loss", "train"})
-    )
+    base = base_config(config)
     if force:
-        from genai.tune.sweep import sweep_id_for
+        from genai.tune.record import sweep_id_for
 
         forget(store, layout.sweep(sweep_id_for(base, config.sweep.space, config.sweep)))
     swept = sweep_task(base, config.sweep, store, ray_address)

@@ -9,7 +9,6 @@ from prefect.artifacts import create_table_artifact
 
 from flows.evaluate import artifact_key
 from flows.retry import retry_on_io
-from genai import layout
 from genai.config import RunConfig, SweepConfig
 from genai.storage import ArtifactStore
 
@@ -25,12 +24,9 @@ def sweep_task(
 
 
 def leaderboard(store: str | None, sweep_id: str, top: int = 20) -> list[dict[str, Any]]:
-    table = ArtifactStore(store).read_table(layout.sweep_trials(sweep_id)).to_pylist()
-    ranked = sorted(
-        table, key=lambda r: (r["score"] is None, r["score"] if r["score"] is not None else 0)
-    )
-    skip = {"score_by_epoch", "error"}
-    return [{k: v for k, v in r.items() if k not in skip} for r in ranked[:top]]
+    from genai.tune.record import leaderboard as board
+
+    return board(ArtifactStore(store), sweep_id, top)
 
 
 @flow(name="sweep", log_prints=True)
@@ -45,6 +41,7 @@ def sweep_flow(
     create_table_artifact(
         table=leaderboard(store, result["sweep_id"]),
         key=artifact_key(f"sweep-{result['sweep_id']}"),
-        description=f"Leaderboard of sweep {result['sweep_id']} (score: lower is better)",
+        description=f"Leaderboard of sweep {result['sweep_id']} (score: {result['best']['metric']},"
+        " best first)",
     )
     return result

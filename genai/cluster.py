@@ -18,7 +18,8 @@ def _free_port() -> int:
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
-    """Join ``address`` ("auto" or a head address), or start a local Ray, unless one is running.
+    """Join ``address`` ("auto" or a head address; default $RAY_ADDRESS), or start a Ray of
+    this process's own, unless one is running.
 
     Workers inherit the AWS_* variables so they reach the same S3 endpoint as the driver, and
     RAY_ADDRESS naming their own cluster: Ray's state API, which Ray Train's PlacementGroupCleaner
@@ -43,10 +44,12 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
         "log_to_driver": True,
         "logging_level": logging.WARNING,
     }
-    if address is None and num_cpus is not None:
-        # a CPU count means a Ray of our own: "local" starts one even where `ray start` left a
-        # cluster this machine would otherwise join
+    if address is None and (num_cpus is not None or not os.environ.get("RAY_ADDRESS")):
+        # no address given (or a CPU count): a Ray of our own. Left to itself, ray.init() joins
+        # whatever /tmp/ray/ray_current_cluster names, which a `ray start` of an earlier session
+        # may have left behind, alive or not
         address = "local"
+    if address == "local" and num_cpus is not None:
         kwargs["num_cpus"] = num_cpus
     client = address is not None and address.startswith("ray://")
     target = None if client or address == "local" else canonicalize_bootstrap_address(address)
@@ -67,3 +70,83 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
                 os.environ.pop("RAY_GCS_SERVER_PORT", None)
             else:
                 os.environ["RAY_GCS_SERVER_PORT"] = previous
+
+
+HEAD = "ray"
+
+
+def local_head(num_cpus: int | None = None, timeout: float = 120) -> tuple[str, bool]:
+    """The address of the local Ray that genai commands share, and whether this call started
+    it: a Ray head started detached (``ray start --head --block``, dashboard on 127.0.0.1) by
+    the first command that needs one, so later and concurrent commands join it instead of
+    paying Ray's start-up again or running a second Ray beside it. ``genai down`` stops it."""
+    import sys
+
+    from genai import daemon
+
+    with daemon.locked(HEAD):
+        state = daemon.read_state(HEAD)
+        if state is not None and _reachable(state["address"]):
+            _speak_as(state["auth_mode"])
+            return state["address"], False
+        if state is not None:  # its pid lives on (or again, reused) but no head answers
+            daemon.stop(HEAD)
+        # token auth unless the environment says otherwise: the head's GCS and dashboard listen
+        # on this machine, the token (~/.ray/auth_token) is readable by this user only
+        mode = os.environ.setdefault("RAY_AUTH_MODE", "token")
+        if mode == "token":
+            from ray._private.authentication.authentication_token_setup import (
+                generate_and_save_token,
+            )
+            from ray._raylet import AuthenticationTokenLoader
+
+            if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+                generate_and_save_token()
+        _speak_as(mode)
+        port = daemon.free_port()
+        ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+        argv = [
+            ray_bin, "start", "--head", "--block", f"--port={port}",
+            "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={daemon.free_port()}", "--disable-usage-stats",
+            f"--num-cpus={num_cpus or os.cpu_count() or 1}",
+        ]  # fmt: skip
+        address = f"{ray.util.get_node_ip_address()}:{port}"
+        state = daemon.start(HEAD, argv, dict(os.environ), address=address, auth_mode=mode)
+        daemon.wait_until(
+            lambda: _reachable(address), timeout, "the local Ray head start", state["pid"]
+        )
+        return address, True
+
+
+def stop_head() -> bool:
+    """Stop the shared local Ray head, if one runs; whether one did. Like `ray stop`, forget it
+    as the machine's current cluster, so no later ``ray.init()`` tries to join a dead head."""
+    from ray._common.utils import reset_ray_address
+    from ray._private.utils import read_ray_address
+
+    from genai import daemon
+
+    with daemon.locked(HEAD):
+        state = daemon.read_state(HEAD, dead_too=True)
+        stopped = daemon.stop(HEAD)
+        if state is not None and read_ray_address() == state["address"]:
+            reset_ray_address()
+    return stopped
+
+
+def _speak_as(mode: str) -> None:
+    """This process connects with the head's authentication mode (Ray reads it into its C++
+    config, which must be initialised again when it changes)."""
+    from ray._raylet import Config
+
+    if os.environ.get("RAY_AUTH_MODE") != mode:
+        os.environ["RAY_AUTH_MODE"] = mode
+    Config.initialize("")
+
+
+def _reachable(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, int(port))) == 0

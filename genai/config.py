@@ -85,6 +85,23 @@ class DataConfig(StrictModel):
     def dataset_name(self) -> str:
         return self.name or self.source
 
+    @property
+    def labelled_images(self) -> bool:
+        """Images with labels: they get a domain feature network (FID and its kin)."""
+        if self.source == "digits":
+            return True
+        return (
+            self.source == "parquet"
+            and self.label_column is not None
+            and self.shape is not None
+            and len(self.shape) >= 2
+        )
+
+    @property
+    def mixture(self) -> bool:
+        """A 2-D Gaussian mixture with known modes (VEEGAN/PacGAN's metrics apply)."""
+        return self.source in ("ring8", "grid25")
+
 
 # -------------------------------------------------------------------------------------- model
 class ArchConfig(StrictModel):
@@ -223,8 +240,19 @@ class RunConfig(StrictModel):
 
 
 # ------------------------------------------------------------------------- sweep, eval, generate
+SweepMetric = Literal[
+    "fid", "kid", "modes", "high_quality", "reverse_kl", "mmd2",
+    "precision", "recall", "density", "coverage", "inception_score",
+]  # fmt: skip
+
+
 class SweepConfig(StrictModel):
     space: str = Field("tune_spaces/vae_loss_weights.yaml", description="search-space YAML file")
+    metric: SweepMetric | None = Field(
+        None,
+        description="the evaluate metric trials are ranked by (higher or lower is better as the"
+        " metric says); None: fid for labelled images, mmd2 otherwise",
+    )
     trials: int = Field(8, gt=0)
     search: Literal["random", "optuna"] = "random"
     scheduler: Literal["asha", "fifo"] = "asha"

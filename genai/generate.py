@@ -18,6 +18,7 @@ from genai.config import GenerateConfig
 from genai.data.dataset import denormalise
 from genai.evaluate.evaluate import check_finite
 from genai.plots import image_grid, loss_curves, scatter
+from genai.progress import say
 from genai.runs import history_of, load_trained
 from genai.storage import ArtifactStore
 
@@ -90,4 +91,5 @@ def generate(
     # the samples last: their metadata is what marks the stage done for these settings
     key = layout.samples_table(run_id)
     uris = {"samples": store.write_table(key, table, metadata=meta), **uris}
+    say("generate", f"{run_id}: {cfg.n} samples, {', '.join(files) or 'no picture'}")
     return {"run_id": run_id, "uri": uris["samples"], "n": cfg.n, "files": uris, "reused": False}

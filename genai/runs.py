@@ -88,6 +88,24 @@ class TrainResult:
         }
 
 
+def finished_run(store: ArtifactStore, run_id: str) -> TrainResult | None:
+    """The result of a finished run (its result.json), or None."""
+    key = layout.run_result(run_id)
+    if not store.exists(key):
+        return None
+    saved = store.read_json(key)
+    fields = {k: saved[k] for k in TrainResult.__dataclass_fields__ if k in saved}
+    return TrainResult(**{**fields, "reused": True})
+
+
+def find_finished(cfg: RunConfig, store: ArtifactStore) -> TrainResult | None:
+    """The finished run ``cfg`` names, looked up without Ray: the dataset's content hash (the
+    source is read, nothing is prepared) gives the run id, its result.json the answer."""
+    from genai.data.prepare import locate
+
+    return finished_run(store, run_id_for(cfg, locate(cfg.data).version))
+
+
 def dataset_key_of(saved_config: dict[str, Any]) -> str:
     ds = saved_config["dataset"]
     return layout.dataset(ds["dataset"], ds["version"])

@@ -22,13 +22,15 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from genai.errors import UserError
+
 DEFAULT_STORE = "file://./artifacts"
 TMP_PREFIX = ".tmp-"
 METADATA_KEY = b"genai"
 _SECRET_VARS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """The store cannot be reached, a key is invalid, or an artifact is missing."""
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from genai.errors import UserError
+
 
 class StrictModel(BaseModel):
     """Base of every config: unknown fields are errors and values are immutable."""
@@ -16,7 +18,7 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration a user wrote is invalid; the message names each field and the fix."""
 
 

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
 SECRET = "sEcReT-never-printed-0123456789"
+STARTED = pytest.StashKey[float]()
 
 
 def free_port() -> int:
@@ -25,8 +29,11 @@ S3_PORT = free_port()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    home = tempfile.mkdtemp(prefix="genai-home-")  # the shared local services' state and logs
     os.environ.update(
         {
+            "GENAI_HOME": home,
+            "GENAI_LOG_DIR": os.path.join(home, "logs"),
             "AWS_ACCESS_KEY_ID": "testing-access-key",
             "AWS_SECRET_ACCESS_KEY": SECRET,
             "AWS_DEFAULT_REGION": "us-east-1",
@@ -35,6 +42,38 @@ def pytest_configure(config: pytest.Config) -> None:
         }
     )
     os.environ.pop("GENAI_STORE", None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    item.stash[STARTED] = time.time()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """A failed test's report carries the tail of every command log and service log written
+    while it ran: a command run as a subprocess sends all but its progress to those logs."""
+    outcome = yield
+    report = outcome.get_result()
+    started = item.stash.get(STARTED, None)
+    if report.when != "call" or not report.failed or started is None:
+        return
+    home = Path(os.environ["GENAI_HOME"])
+    for path in sorted(home.rglob("*.log"), key=lambda p: p.stat().st_mtime):
+        if path.stat().st_mtime >= started:
+            tail = path.read_text(errors="replace")[-4000:]
+            report.sections.append((f"log {path.name} (tail)", tail))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_services():
+    """Commands the tests run start the local Ray and Prefect server genai commands share (in
+    this session's GENAI_HOME); stop them at the end, as `genai down` does."""
+    yield
+    from flows.services import down
+
+    down()
 
 
 class S3Control:

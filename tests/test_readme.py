@@ -34,6 +34,7 @@ COMMANDS = [
     "genai sweep configs/vae.yaml --space tune_spaces/vae_loss_weights.yaml --trials 6",
     "genai run",
     "genai run --json",
+    "genai down",
     "genai serve --config configs/demo.yaml",
 ]
 
@@ -54,7 +55,9 @@ def user_env() -> dict[str, str]:
 
 
 def run(command: str, store: str, timeout: float) -> tuple[subprocess.CompletedProcess, float]:
-    argv = [GENAI, *shlex.split(command)[1:], "--store", store]
+    argv = [GENAI, *shlex.split(command)[1:]]
+    if command != "genai down":  # the one command that touches no store
+        argv += ["--store", store]
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=ROOT, env=user_env(), capture_output=True, text=True,
                           timeout=timeout)  # fmt: skip
@@ -126,8 +129,11 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
             saved = store.read_json(summary)
             assert saved["metrics"]["fid"] > saved["floors"]["fid"] > 0
             first_run = saved
-        elif command == "genai run --json":  # the same job again: every stage from the store
+        elif command == "genai run --json":  # the same job again: answered from the store
             again = json.loads(out.strip().splitlines()[-1])
             assert again["pipeline_id"] == first_run["pipeline_id"]
             assert again["metrics"] == first_run["metrics"]
+            assert seconds[command] < 10 and proc.stderr == ""  # no Prefect, no Ray
+        elif command == "genai down":  # the shared Ray and Prefect server the commands started
+            assert out.strip() == "stopped ray, prefect"
     print("seconds per command:", json.dumps(seconds, indent=1))

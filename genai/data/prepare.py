@@ -17,16 +17,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import ray
-import ray.data
-from ray.data import SaveMode
-from ray.data.datasource import FilenameProvider
 
 import genai
 from genai import layout
-from genai.cluster import ensure_ray
 from genai.config import DataConfig, SplitConfig
 from genai.data.sources import DataError, SourceData, load_source
+from genai.progress import say
 from genai.storage import METADATA_KEY, ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -184,11 +180,15 @@ def normalise_batch(
     return batch.replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()})
 
 
-class PartNames(FilenameProvider):
-    """``part-00000.parquet`` per write task, as DESIGN.md's layout names them."""
+def part_names():
+    """``part-00000.parquet`` per write task, as the store layout names them."""
+    from ray.data.datasource import FilenameProvider
 
-    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-        return f"part-{task_index:05d}.parquet"
+    class PartNames(FilenameProvider):
+        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+            return f"part-{task_index:05d}.parquet"
+
+    return PartNames()
 
 
 def _check_finite(stats: dict[str, dict[str, Any]], source: SourceData, cfg: DataConfig) -> None:
@@ -202,25 +202,64 @@ def _check_finite(stats: dict[str, dict[str, Any]], source: SourceData, cfg: Dat
         )
 
 
-def prepare(
-    cfg: DataConfig, store: ArtifactStore, *, ray_address: str | None = None
-) -> PreparedDataset:
-    """Prepare ``cfg`` into ``store`` (or find it there already) and return where it is."""
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class Located:
+    """What a data config resolves to before anything is written: its rows and its name."""
+
+    source: SourceData
+    prep: dict[str, Any]
+    digest: str
+    name: str
+
+    @property
+    def version(self) -> str:
+        return self.digest[:16]
+
+    @property
+    def key(self) -> str:
+        return layout.dataset(self.name, self.version)
+
+
+def locate(cfg: DataConfig) -> Located:
+    """Load the source rows and name the dataset (its version is their content hash); no Ray."""
     source = load_source(cfg)
     if len(source.values) == 0:
         raise DataError(f"data: source {cfg.source!r} produced no rows")
     prep = {"normalise": cfg.normalise, "split": cfg.split.model_dump(), "seed": cfg.seed}
     digest = content_hash(source, {**source.params, **prep})
-    version = digest[:16]
-    name = cfg.dataset_name
-    key = layout.dataset(name, version)
-    if store.exists(layout.manifest(key)):
-        manifest = store.read_json(layout.manifest(key))
-        log.info("dataset %s/%s already prepared at %s", name, version, store.key_uri(key))
-        rows = manifest["rows"]
-        return PreparedDataset(name, version, key, store.key_uri(key), rows, manifest, False)
+    return Located(source, prep, digest, cfg.dataset_name)
 
+
+def find_prepared(
+    cfg: DataConfig, store: ArtifactStore, located: Located | None = None
+) -> PreparedDataset | None:
+    """The dataset ``cfg`` names if the store holds it (its manifest), else None."""
+    located = located or locate(cfg)
+    key = located.key
+    if not store.exists(layout.manifest(key)):
+        return None
+    manifest = store.read_json(layout.manifest(key))
+    uri, rows = store.key_uri(key), manifest["rows"]
+    return PreparedDataset(located.name, located.version, key, uri, rows, manifest, False)
+
+
+def prepare(
+    cfg: DataConfig, store: ArtifactStore, *, ray_address: str | None = None
+) -> PreparedDataset:
+    """Prepare ``cfg`` into ``store`` (or find it there already) and return where it is."""
+    import ray.data
+    from ray.data import SaveMode
+
+    from genai.cluster import ensure_ray
+
+    t0 = time.perf_counter()
+    located = locate(cfg)
+    found = find_prepared(cfg, store, located)
+    if found is not None:
+        log.info("dataset %s/%s is in the store at %s", found.dataset, found.version, found.uri)
+        return found
+    source, prep, digest, name = located.source, located.prep, located.digest, located.name
+    version, key = located.version, located.key
     n = len(source.values)
     codes = split_codes(source.labels, n, cfg.split, cfg.seed)
     table = _to_table(source.values, source.labels, codes)
@@ -232,6 +271,7 @@ def prepare(
     ensure_ray(ray_address)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # same input, same files
+    ctx.enable_progress_bars = False  # the one line below says what was done
     ds = ray.data.from_arrow(blocks)
     parts = ds.map_batches(partial_stats, batch_format="pyarrow", batch_size=None).take_all()
     stats = combine_stats(parts, width)
@@ -261,7 +301,7 @@ def prepare(
             store.path(tmp),
             filesystem=fs,
             partition_cols=["split"],
-            filename_provider=PartNames(),
+            filename_provider=part_names(),
             mode=SaveMode.OVERWRITE,  # a fresh staging prefix: nothing to overwrite
         )
     rows = {s: int(stats[s]["n"]) for s in SPLITS}
@@ -285,8 +325,13 @@ def prepare(
         "genai_version": genai.__version__,
     }
     store.write_json(layout.manifest(key), manifest)  # the commit: now the dataset is visible
-    log.info("prepared %s/%s (%d rows) in %.1fs", name, version, n, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    say("prepare", f"{name}/{version}: {_rows(rows)} prepared on Ray Data in {seconds:.1f}s")
     return PreparedDataset(name, version, key, store.key_uri(key), rows, manifest, True)
+
+
+def _rows(rows: dict[str, int]) -> str:
+    return f"{sum(rows.values())} rows (" + ", ".join(f"{k} {v}" for k, v in rows.items()) + ")"
 
 
 def _label_counts(labels: np.ndarray | None, codes: np.ndarray) -> dict[str, Any] | None:

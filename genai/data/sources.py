@@ -13,13 +13,14 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
 from genai.config import DataConfig
+from genai.errors import UserError
 
 DEFAULT_N = 5000
 RING8_STD = 0.01
 GRID25_STD = 0.05
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """The data itself is unusable (NaN, missing column, empty, mixed shapes, ...)."""
 
 

@@ -16,13 +16,15 @@ import torch
 
 from genai import layout
 from genai.config import EvaluateConfig
+from genai.errors import UserError
 from genai.evaluate.judge import Judge
 from genai.evaluate.likelihood import likelihood_metrics
+from genai.progress import say
 from genai.runs import load_trained
 from genai.storage import ArtifactStore
 
 
-class EvaluationError(ValueError):
+class EvaluationError(UserError, ValueError):
     """The run cannot be judged (e.g. it generates NaN)."""
 
 
@@ -104,6 +106,12 @@ def evaluate_run(
     )
     meta = {"evaluate": cfg.model_dump(mode="json"), "score": judge.score_name}
     uri = store.write_table(layout.evaluation(run_id), table, metadata=meta)
+    name = judge.score_name
+    say(
+        "evaluate",
+        f"{run_id}: {cfg.n_samples} samples against {cfg.split}:"
+        f" {name} {metrics[name]:.4g} (floor {floors[name]:.4g})",
+    )
     return Evaluation(
         run_id, uri, metrics, {k: floors.get(k) for k in metrics}, cfg.n_samples, cfg.split
     )

@@ -28,15 +28,9 @@ from genai.data.dataset import denormalise, read_manifest, read_split
 from genai.evaluate.features import ensure_feature_net, has_feature_net
 from genai.evaluate.images import image_metrics
 from genai.evaluate.manifold import density_coverage, precision_recall
+from genai.evaluate.names import FEATURE_SCORE, OWN_SPACE_SCORE
 from genai.evaluate.points import median_bandwidth, mode_metrics, rbf_mmd2
 from genai.storage import ArtifactStore
-
-FEATURE_SCORE, OWN_SPACE_SCORE = "fid", "mmd2"
-# every metric a Judge may report, in the order tables show them
-METRICS = (
-    "fid", "kid", "modes", "high_quality", "reverse_kl", "mmd2",
-    "precision", "recall", "density", "coverage", "inception_score",
-)  # fmt: skip
 
 
 def score_name(manifest: dict[str, Any]) -> str:
@@ -44,13 +38,32 @@ def score_name(manifest: dict[str, Any]) -> str:
     return FEATURE_SCORE if has_feature_net(manifest) else OWN_SPACE_SCORE
 
 
-class Judge:
-    """Sample metrics of one dataset against one of its splits (``reference``)."""
+MAX_REFERENCE = 2500  # rows of a split the k-NN and kernel metrics compare with (N^2 memory)
 
-    def __init__(self, store: ArtifactStore, dataset_key: str, *, reference: str = "test"):
+
+def subset(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """At most ``n`` rows of ``x``, a seeded random subset when it has more."""
+    if len(x) <= n:
+        return x
+    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]]
+
+
+class Judge:
+    """Sample metrics of one dataset against one of its splits (``reference``), at most
+    ``max_reference`` of its rows (a seeded subset: k-NN and kernel metrics cost N^2)."""
+
+    def __init__(
+        self,
+        store: ArtifactStore,
+        dataset_key: str,
+        *,
+        reference: str = "test",
+        max_reference: int = MAX_REFERENCE,
+    ):
         self.manifest: dict[str, Any] = read_manifest(store, dataset_key)
         self.reference_split = reference
-        self.reference = torch.from_numpy(read_split(store, dataset_key, reference)[0])
+        split = torch.from_numpy(read_split(store, dataset_key, reference)[0])
+        self.reference = subset(split, max_reference)
         self.train = torch.from_numpy(read_split(store, dataset_key, "train")[0])
         trained = ensure_feature_net(store, dataset_key)  # None unless labelled images
         self.features = None if trained is None else trained.net
@@ -87,5 +100,5 @@ class Judge:
         return self.metrics(self.train[: min(n, len(self.train))])
 
     def score(self, metrics: dict[str, float]) -> float:
-        """The number a sweep ranks by (lower is better)."""
+        """The number a sweep ranks by unless ``sweep.metric`` says otherwise (lower is better)."""
         return metrics[self.score_name]

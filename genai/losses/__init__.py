@@ -1,39 +1,50 @@
-"""The loss catalogue: configs (the registry) and, beside them, the pure loss functions."""
+"""The loss catalogue: configs (the registry) and, beside them, the pure loss functions.
+
+The configs import no torch, so reading and validating a config stays light (a command that finds
+its result in the store answers in a second or two); the functions load on first use.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
-
-from genai.losses.adversarial import adversarial_halves, gradient_penalty
-from genai.losses.composite import LossTerms, weighted_total
-from genai.losses.perceptual import perceptual_loss
-from genai.losses.probabilistic import (
-    bce_with_logits,
-    cross_entropy,
-    kl_divergence_categorical,
-    kl_divergence_normal,
-)
 from genai.losses.registry import LossConfig, LossSpec
-from genai.losses.regression import huber_loss, mae_loss, mse_loss
+
+# name -> module that defines it (PEP 562: imported on first access)
+_FUNCTIONS = {
+    "adversarial_halves": "genai.losses.adversarial",
+    "gradient_penalty": "genai.losses.adversarial",
+    "LossTerms": "genai.losses.composite",
+    "weighted_total": "genai.losses.composite",
+    "perceptual_loss": "genai.losses.perceptual",
+    "bce_with_logits": "genai.losses.probabilistic",
+    "cross_entropy": "genai.losses.probabilistic",
+    "kl_divergence_categorical": "genai.losses.probabilistic",
+    "kl_divergence_normal": "genai.losses.probabilistic",
+    "huber_loss": "genai.losses.regression",
+    "mae_loss": "genai.losses.regression",
+    "mse_loss": "genai.losses.regression",
+    "pointwise_loss": "genai.losses.regression",
+}
+
+if TYPE_CHECKING:
+    from genai.losses.adversarial import adversarial_halves, gradient_penalty
+    from genai.losses.composite import LossTerms, weighted_total
+    from genai.losses.perceptual import perceptual_loss
+    from genai.losses.probabilistic import (
+        bce_with_logits,
+        cross_entropy,
+        kl_divergence_categorical,
+        kl_divergence_normal,
+    )
+    from genai.losses.regression import huber_loss, mae_loss, mse_loss, pointwise_loss
 
 
-def pointwise_loss(spec: LossSpec) -> Callable[[Tensor, Tensor], Tensor]:
-    """The ``(pred, target) -> loss`` function a reconstruction or noise slot names."""
-    match spec.name:
-        case "mse":
-            return mse_loss
-        case "mae":
-            return mae_loss
-        case "huber":
-            return partial(huber_loss, delta=spec.delta)
-        case "bce":
-            return bce_with_logits
-        case "cross_entropy":
-            return partial(cross_entropy, label_smoothing=spec.label_smoothing)
-    raise ValueError(f"loss {spec.name!r} does not compare a prediction with a target")
+def __getattr__(name: str) -> Any:
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(_FUNCTIONS[name]), name)
+    raise AttributeError(f"module 'genai.losses' has no attribute {name!r}")
 
 
 __all__ = [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 from torch import Tensor
 
@@ -30,3 +33,21 @@ def huber_loss(pred: Tensor, target: Tensor, *, delta: float = 1.0) -> Tensor:
 def mean_of(loss_fn, pred: Tensor, target: Tensor, **kw) -> Tensor:
     """The same loss as an element mean (the reduction PyTorch's reference losses use)."""
     return loss_fn(pred, target, **kw) / pred[0].numel()
+
+
+def pointwise_loss(spec) -> Callable[[Tensor, Tensor], Tensor]:
+    """The ``(pred, target) -> loss`` function a reconstruction, noise or nll slot names."""
+    from genai.losses.probabilistic import bce_with_logits, cross_entropy
+
+    match spec.name:
+        case "mse":
+            return mse_loss
+        case "mae":
+            return mae_loss
+        case "huber":
+            return partial(huber_loss, delta=spec.delta)
+        case "bce":
+            return bce_with_logits
+        case "cross_entropy":
+            return partial(cross_entropy, label_smoothing=spec.label_smoothing)
+    raise ValueError(f"loss {spec.name!r} does not compare a prediction with a target")

@@ -9,17 +9,26 @@ with it is finished and is never trained again; a run without it resumes from it
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from genai import layout
 from genai.config import RunConfig
-from genai.runs import TrainResult, history_of, needs_features, run_id_for, write_metrics
+from genai.progress import say
+from genai.runs import (
+    TrainResult,
+    finished_run,
+    history_of,
+    needs_features,
+    run_id_for,
+    write_metrics,
+)
 from genai.storage import ArtifactStore, StoreError
 from genai.strict import ConfigError
 from genai.train.loop import EpochContext, FitState, Hook, Session
@@ -60,7 +69,7 @@ def check_capacity(cfg: RunConfig, resources: dict[str, float], use_gpu: bool) -
 
 
 def progress_line(epoch: int, epochs: int, entry: dict[str, Any]) -> str:
-    skip = {"epoch", "epoch_s", "samples_per_s", "param_divergence"}
+    skip = {"epoch", "epoch_s", "samples_per_s", "param_divergence", "steps"}
     terms = "  ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in skip)
     return f"epoch {epoch + 1}/{epochs}  {terms}  {entry['samples_per_s']:,.0f} samples/s"
 
@@ -68,7 +77,8 @@ def progress_line(epoch: int, epochs: int, entry: dict[str, Any]) -> str:
 @dataclass
 class RunRecorder(Hook):
     """A run's hook: after each committed epoch, rank 0 rewrites metrics.parquet from the
-    history and prints a progress line."""
+    history and says how the epoch went (shown when the loop runs in the command's process;
+    for a Ray Train run the driver shows the metrics file as it grows, :func:`watching`)."""
 
     store_uri: str
     run_id: str
@@ -77,9 +87,38 @@ class RunRecorder(Hook):
         if ctx.session.rank != 0:
             return
         write_metrics(ArtifactStore(self.store_uri, check=False), self.run_id, ctx.state.history)
-        print(
-            progress_line(ctx.epoch, ctx.cfg.train.epochs, ctx.entry), file=sys.stderr, flush=True
-        )
+        say("train", f"{self.run_id} {progress_line(ctx.epoch, ctx.cfg.train.epochs, ctx.entry)}")
+
+
+@contextlib.contextmanager
+def watching(store: ArtifactStore, run_id: str, epochs: int, every: float = 1.0) -> Iterator[None]:
+    """While the block runs, say each epoch the run's metrics.parquet gains (the workers write
+    it after every checkpoint), from this process: Ray Train's workers print elsewhere."""
+    stop = threading.Event()
+    shown = previous_epochs(store, run_id)
+
+    def show() -> None:
+        nonlocal shown
+        try:
+            history = history_of(store.read_table(layout.run_metrics(run_id)))
+        except StoreError:  # not written yet
+            return
+        for entry in history[shown:]:
+            say("train", f"{run_id} {progress_line(int(entry['epoch']), epochs, entry)}")
+        shown = max(shown, len(history))
+
+    def loop() -> None:
+        while not stop.wait(every):
+            show()
+
+    thread = threading.Thread(target=loop, name="genai-train-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        show()
 
 
 def build_trainer(
@@ -130,16 +169,6 @@ def build_trainer(
             callbacks=list(callbacks),
         ),
     )
-
-
-def finished_run(store: ArtifactStore, run_id: str) -> TrainResult | None:
-    """The result of a finished run (its result.json), or None."""
-    key = layout.run_result(run_id)
-    if not store.exists(key):
-        return None
-    saved = store.read_json(key)
-    fields = {k: saved[k] for k in TrainResult.__dataclass_fields__ if k in saved}
-    return TrainResult(**{**fields, "reused": True})
 
 
 def previous_epochs(store: ArtifactStore, run_id: str) -> int:
@@ -258,8 +287,12 @@ def train(
         use_gpu=use_gpu,
     )
     start = time.perf_counter()
+    where = f"{cfg.train.num_workers} Ray Train worker{'s' * (cfg.train.num_workers > 1)}"
+    device = "GPU" if use_gpu else "CPU"
+    say("train", f"{plan.run_id}: {cfg.train.epochs} epochs on {where} ({device})")
     try:
-        result = trainer.fit()
+        with watching(store, plan.run_id, cfg.train.epochs):
+            result = trainer.fit()
     except Exception as err:
         raise TrainError(f"run {plan.run_id} failed: {type(err).__name__}: {err}") from err
     path = result.checkpoint.path if result.checkpoint is not None else None

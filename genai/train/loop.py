@@ -340,6 +340,7 @@ def run_epoch(cfg: RunConfig, state: FitState, epoch: int, data: FitData, sessio
         results.append(metrics)
     entry = reduce_metrics(merge_replicas(results), device)
     entry["param_divergence"] = max(param_divergence(r.model, device) for r in state.replicas)
+    entry["steps"] = state.replicas[0].step  # training steps so far (the budget's unit)
     return {"epoch": epoch, **entry}
 
 

@@ -7,18 +7,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import sys
+import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from genai import layout
@@ -26,44 +23,17 @@ from genai.cluster import ensure_ray
 from genai.config import RunConfig, SweepConfig
 from genai.data.prepare import prepare
 from genai.evaluate.features import ensure_feature_net
-from genai.evaluate.judge import score_name
+from genai.progress import say
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
 from genai.train.launcher import check_capacity, resolve_use_gpu
+from genai.tune.record import SweepResult, finished_sweep, ranking, sweep_id_for
 from genai.tune.space import SearchSpace, load_space, trial_config
 from genai.tune.table import plot_sweep, trials_table
 from genai.tune.trial import run_trial
 
 log = logging.getLogger(__name__)
 DRIVER_MEMORY = 256 * 1024**2  # bytes a multi-worker trial's driver reserves (it holds no CPU)
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    sweep_id: str
-    uri: str
-    trials: int
-    best: dict[str, Any]
-    counts: dict[str, int]
-    reused: bool = False
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "sweep_id": self.sweep_id,
-            "uri": self.uri,
-            "trials": self.trials,
-            "best": self.best,
-        }
-
-
-def sweep_id_for(base: RunConfig, space_path: str, cfg: SweepConfig) -> str:
-    payload = {
-        "base": base.model_dump(mode="json"),
-        "space": Path(space_path).read_text(),
-        "sweep": cfg.model_dump(mode="json", exclude={"space", "max_concurrent"}),
-    }
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
-    return f"{Path(space_path).stem}-{digest}"
 
 
 def to_tune(param) -> Any:
@@ -85,38 +55,53 @@ def to_tune(param) -> Any:
 
 
 class Progress(tune.Callback):
-    """One line per change: trials done / running / failed, best so far.
+    """A line when a trial starts, ends or fails, and when the best score moves (at most every
+    10 s): trials finished / stopped early / failed / running, the best so far.
 
     Tune calls on_trial_complete before it marks the trial terminated, so the callback keeps its
-    own count of finished and failed trials.
+    own sets of ended trials.
     """
 
-    def __init__(self, total: int):
-        self.total, self.best, self.best_trial, self.last = total, math.inf, None, ""
-        self.done: set[str] = set()
+    def __init__(self, total: int, epochs: int, metric: str = "score", mode: str = "min"):
+        self.total, self.epochs, self.metric = total, epochs, metric
+        self.sign = 1 if mode == "min" else -1
+        self.best, self.best_trial = math.inf, None
+        self.finished: set[str] = set()
+        self.stopped: set[str] = set()
         self.failed: set[str] = set()
+        self.shown: tuple = ()
+        self.shown_at = 0.0
 
-    def _line(self, trials) -> None:
-        ended = self.done | self.failed
+    def _line(self, trials, *, moved: bool = False) -> None:
+        ended = self.finished | self.stopped | self.failed
         running = sum(t.status == "RUNNING" and t.trial_id not in ended for t in trials)
+        counts = (len(self.finished), len(self.stopped), len(self.failed), running)
+        if counts == self.shown and not (moved and time.monotonic() - self.shown_at >= 10):
+            return
+        self.shown, self.shown_at = counts, time.monotonic()
         best = (
-            f"best score {self.best:.4g} ({self.best_trial})" if self.best_trial else "no score yet"
+            f"best {self.metric} {self.sign * self.best:.4g} ({self.best_trial})"
+            if self.best_trial
+            else "no score yet"
         )
-        line = (
-            f"sweep: {len(self.done)}/{self.total} done, {running} running,"
-            f" {len(self.failed)} failed; {best}"
+        say(
+            "sweep",
+            f"{len(ended)}/{self.total} trials done ({counts[0]} finished, {counts[1]} stopped"
+            f" early, {counts[2]} failed), {running} running; {best}",
         )
-        if line != self.last:
-            print(line, file=sys.stderr, flush=True)
-            self.last = line
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("score", math.inf) < self.best:
-            self.best, self.best_trial = result["score"], trial.trial_id
+        moved = "score" in result and self.sign * result["score"] < self.best
+        if moved:
+            self.best, self.best_trial = self.sign * result["score"], trial.trial_id
+        self._line(trials, moved=moved)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
         self._line(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.done.add(trial.trial_id)
+        done = (trial.last_result or {}).get("epochs", 0) >= self.epochs
+        (self.finished if done else self.stopped).add(trial.trial_id)
         self._line(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -145,15 +130,6 @@ def trial_workers(base: RunConfig, space: SearchSpace) -> int:
     return base.train.num_workers
 
 
-def finished_sweep(store: ArtifactStore, sweep_id: str) -> SweepResult | None:
-    """The result of a finished sweep (its best.json), or None."""
-    if not store.exists(layout.sweep_best(sweep_id)):
-        return None
-    best = store.read_json(layout.sweep_best(sweep_id))
-    uri = store.key_uri(layout.sweep(sweep_id))
-    return SweepResult(sweep_id, uri, best["trials"], best, best["counts"], True)
-
-
 def sweep(
     base: RunConfig,
     cfg: SweepConfig,
@@ -163,7 +139,11 @@ def sweep(
     space: SearchSpace | None = None,
 ) -> SweepResult:
     """Run (or resume, or find finished) the sweep of ``cfg.space`` around ``base``."""
+    # Tune's default loggers add TensorBoard files nobody asked for (and a warning for every
+    # inf it is handed); the trial table comes from JsonLoggerCallback's result.json
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     space = space or load_space(cfg.space, base)  # every error here comes before Ray starts
+    metric, mode = ranking(base, cfg)
     sweep_id = sweep_id_for(base, cfg.space, cfg)
     done = finished_sweep(store, sweep_id)
     if done is not None:
@@ -188,6 +168,7 @@ def sweep(
         "sweep_id": sweep_id,
         "dataset_key": prepared.key,
         "repeats": cfg.repeats,
+        "metric": metric,
     }
     # a driver asks for memory only: Tune needs some resource in a trial's first bundle
     driver = {"cpu": 1} if workers == 1 else {"cpu": 0, "memory": DRIVER_MEMORY}
@@ -211,7 +192,7 @@ def sweep(
         failure_config=tune.FailureConfig(max_failures=0),
         # 2, not 1: the experiment snapshot may name the previous checkpoint when a driver dies
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[Progress(cfg.trials)],
+        callbacks=[Progress(cfg.trials, base.train.epochs, metric, mode), JsonLoggerCallback()],
         verbose=0,
     )
     experiment = f"{path}/tune"
@@ -232,11 +213,10 @@ def sweep(
             param_space={p.path: to_tune(p) for p in space.params},
             tune_config=tune.TuneConfig(
                 metric="score",
-                mode="min",
+                mode=mode,
                 num_samples=cfg.trials,
                 scheduler=scheduler,
                 search_alg=make_search(cfg, space, concurrency),
-                max_concurrent_trials=concurrency,
                 # a trial's actor is not reused: Tune resets a reused actor only if the last
                 # trial's thread ends within 2 s, and a stopped wide trial's never does
                 reuse_actors=False,
@@ -251,7 +231,7 @@ def sweep(
     scored = [r for r in rows if r["status"] != "failed" and r["score"] is not None]
     if not scored:
         raise RuntimeError(f"sweep {sweep_id}: every trial failed; first error: {rows[0]['error']}")
-    best_row = min(scored, key=lambda r: r["score"])
+    best_row = (min if mode == "min" else max)(scored, key=lambda r: r["score"])
     params = {p.path: best_row[p.path] for p in space.params}
     best = {
         "sweep_id": sweep_id,
@@ -259,12 +239,13 @@ def sweep(
         "params": params,
         "score": best_row["score"],
         "score_std": best_row["score_std"],
-        "metric": score_name(prepared.manifest),
+        "metric": metric,
+        "mode": mode,
         "config": trial_config(base, params).model_dump(mode="json"),
         "trials": len(rows),
         "counts": counts,
         "wall_s": round(time.perf_counter() - start, 2),
     }
-    store.write_bytes(layout.sweep_plot(sweep_id), plot_sweep(rows, space, best["metric"]))
+    store.write_bytes(layout.sweep_plot(sweep_id), plot_sweep(rows, space, metric, mode))
     store.write_json(layout.sweep_best(sweep_id), best)  # written last: the sweep is complete
     return SweepResult(sweep_id, store.key_uri(layout.sweep(sweep_id)), len(rows), best, counts)

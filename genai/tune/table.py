@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from genai.evaluate.judge import METRICS
+from genai.evaluate.names import METRICS
 from genai.tune.space import SearchSpace
 
 
@@ -61,7 +61,16 @@ def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
     return pa.Table.from_pylist(sorted(rows, key=lambda r: r["trial_id"]))
 
 
-def plot_sweep(rows: list[dict[str, Any]], space: SearchSpace, metric: str) -> bytes:
+def leaderboard(rows: list[dict[str, Any]], mode: str, top: int = 20) -> list[dict[str, Any]]:
+    """Trials best first by ``mode`` ("min" or "max"), unscored ones last; without the
+    per-epoch scores and errors."""
+    sign = 1 if mode == "min" else -1
+    ranked = sorted(rows, key=lambda r: (r["score"] is None, sign * (r["score"] or 0)))
+    skip = {"score_by_epoch", "error"}
+    return [{k: v for k, v in r.items() if k not in skip} for r in ranked[:top]]
+
+
+def plot_sweep(rows: list[dict[str, Any]], space: SearchSpace, metric: str, mode: str) -> bytes:
     """The score against each swept parameter (one panel each); failed trials left out."""
     import matplotlib
 
@@ -84,7 +93,8 @@ def plot_sweep(rows: list[dict[str, Any]], space: SearchSpace, metric: str) -> b
             ax.scatter([labels.index(str(v)) for v in values], [r["score"] for r in ok], c=colors)
             ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=7)
         ax.set_xlabel(p.path, fontsize=8)
-        ax.set_ylabel(f"{metric} (lower is better)", fontsize=8)
+        better = "lower" if mode == "min" else "higher"
+        ax.set_ylabel(f"{metric} ({better} is better)", fontsize=8)
     fig.suptitle("blue: ran to the end, orange: stopped early by ASHA", fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")

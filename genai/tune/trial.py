@@ -1,10 +1,10 @@
 """One sweep trial: the one training core plus a hook that judges every epoch.
 
 Training losses of different kinds (a BCE reconstruction, a hinge game, a noise MSE) are not
-comparable, so a trial reports ``score``, lower is better: the primary metric of
-:class:`genai.evaluate.judge.Judge` against the validation split (FID in the domain feature
-network's space for labelled images, MMD^2 otherwise), beside the Judge's other metrics under the
-names ``evaluate`` uses. ``repeats`` seeds of the same config train side by side as replicas of one
+comparable, so a trial reports ``score``: a metric of :class:`genai.evaluate.judge.Judge` against
+the validation split (``sweep.metric``; by default FID in the domain feature network's space for
+labelled images, MMD^2 otherwise), beside the Judge's other metrics under the names ``evaluate``
+uses. ``repeats`` seeds of the same config train side by side as replicas of one
 fit and the trial reports the mean score and its standard deviation, so ASHA and the final
 ranking act on the mean.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+import time
 from typing import Any
 
 import torch
@@ -38,8 +39,11 @@ SCORE_SAMPLES = 500
 class TrialJudge(Hook):
     """Every epoch, rank 0 samples each replica and judges it against the validation split."""
 
-    def __init__(self, store_uri: str, dataset_key: str, n_samples: int = SCORE_SAMPLES):
-        self.store_uri, self.dataset_key, self.n_samples = store_uri, dataset_key, n_samples
+    def __init__(
+        self, store_uri: str, dataset_key: str, metric: str, n_samples: int = SCORE_SAMPLES
+    ):
+        self.store_uri, self.dataset_key, self.metric = store_uri, dataset_key, metric
+        self.n_samples = n_samples
         self.judge: Judge | None = None
 
     def setup(self, cfg: RunConfig, session: Session, data: FitData) -> None:
@@ -64,7 +68,7 @@ class TrialJudge(Hook):
             if not torch.isfinite(fake).all():
                 raise FloatingPointError("the model generates NaN or inf")
             judged.append(self.judge.metrics(fake))
-        scores = [self.judge.score(m) for m in judged]
+        scores = [m[self.metric] for m in judged]
         out["score"] = statistics.mean(scores)
         out["score_std"] = statistics.stdev(scores) if len(scores) > 1 else 0.0
         for name in judged[0]:
@@ -72,8 +76,17 @@ class TrialJudge(Hook):
         return out
 
 
+CHECKPOINT_EVERY_S = 20.0
+
+
 class TuneSession(Session):
-    """An in-process Tune trial: reports and checkpoints go to Tune."""
+    """An in-process Tune trial: every epoch is reported to Tune; a checkpoint goes with the
+    report at most every ``CHECKPOINT_EVERY_S`` seconds and with the last epoch (each checkpoint
+    makes Tune snapshot the whole experiment; a resumed trial replays the epochs since, exactly).
+    """
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs, self.saved_at = epochs, time.monotonic()
 
     def restored(self) -> dict[str, Any] | None:
         saved = tune.get_checkpoint()
@@ -83,9 +96,14 @@ class TuneSession(Session):
             return checkpoint.load(directory)
 
     def report(self, entry: dict[str, Any], state: FitState) -> None:
+        last = state.epoch == self.epochs - 1
+        if not last and time.monotonic() - self.saved_at < CHECKPOINT_EVERY_S:
+            tune.report(entry)
+            return
         with tempfile.TemporaryDirectory(prefix="genai-trial-") as directory:
             checkpoint.save(state, directory)
             tune.report(entry, checkpoint=tune.Checkpoint.from_directory(directory))
+        self.saved_at = time.monotonic()
 
 
 def trial_seeds(cfg: RunConfig, repeats: int) -> list[int]:
@@ -99,14 +117,14 @@ def run_trial(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
     cfg: RunConfig = trial_config(RunConfig.model_validate(ctx["base"]), params)
     store = ArtifactStore(ctx["store"], check=False)
     seeds = trial_seeds(cfg, ctx["repeats"])
-    hooks = [TrialJudge(store.uri, ctx["dataset_key"])]
+    hooks = [TrialJudge(store.uri, ctx["dataset_key"], ctx["metric"])]
     if cfg.train.num_workers > 1:
         run_wide_trial(cfg, store, ctx, seeds, hooks)
         return
     torch.set_num_threads(1)  # one CPU per in-process trial
     data = load_fit_data(store, ctx["dataset_key"])
     features = feature_layers(store, cfg, ctx["dataset_key"])
-    fit(cfg, data, TuneSession(), seeds=seeds, hooks=hooks, features=features)
+    fit(cfg, data, TuneSession(cfg.train.epochs), seeds=seeds, hooks=hooks, features=features)
 
 
 def run_wide_trial(cfg: RunConfig, store: ArtifactStore, ctx: dict[str, Any], seeds, hooks) -> None:

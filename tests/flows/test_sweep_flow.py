@@ -42,7 +42,7 @@ def test_cli_sweep_json(prefect_server, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(out) == {"sweep_id", "uri", "trials", "best"} and out["trials"] == 2
-    assert "sweep: 2/2 done" in proc.stderr  # live progress
+    assert "sweep    2/2 trials done" in proc.stderr  # live progress
 
 
 def test_cli_bad_space_fails_before_anything_starts(prefect_server, tmp_path):

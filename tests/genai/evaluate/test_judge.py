@@ -13,7 +13,8 @@ from sklearn.datasets import load_digits
 from genai.config import DataConfig
 from genai.data.dataset import read_split
 from genai.data.prepare import prepare
-from genai.evaluate.judge import METRICS, Judge
+from genai.evaluate.judge import Judge
+from genai.evaluate.names import METRICS
 from genai.storage import ArtifactStore
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")

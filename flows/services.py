@@ -1,0 +1,93 @@
+"""The services a command needs, paid for once: a Prefect server and a Ray cluster.
+
+Yours when you name them (``PREFECT_API_URL``, ``--ray-address``); otherwise the local ones genai
+commands share (:mod:`genai.daemon`): started detached by the first command that needs them, found
+by later and concurrent ones, stopped by ``genai down``. The Prefect server starts in the
+background while Ray starts; the command waits for it only when its first flow runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from genai import daemon
+from genai.progress import say
+
+PREFECT = "prefect"
+STARTING_S = 120  # a server that has not answered this long after its start never will
+
+
+def _healthy(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@dataclass
+class PrefectServer:
+    url: str
+    pid: int | None
+    started: bool
+
+    def wait(self, timeout: float = 120) -> None:
+        if self.pid is not None:
+            daemon.wait_until(lambda: _healthy(self.url), timeout, "the Prefect server", self.pid)
+
+
+def prefect_server() -> PrefectServer:
+    """``PREFECT_API_URL`` if set, else the shared local server (started now if none runs)."""
+    own = os.environ.get("PREFECT_API_URL")
+    if own:
+        return PrefectServer(own, None, False)
+    with daemon.locked(PREFECT):
+        state = daemon.read_state(PREFECT)
+        if state is not None and (
+            _healthy(state["url"]) or time.time() - state["started"] < STARTING_S
+        ):  # up, or another command started it a moment ago
+            return PrefectServer(state["url"], state["pid"], False)
+        if state is not None:  # its pid lives on (or again, reused) but no server answers
+            daemon.stop(PREFECT)
+        port = daemon.free_port()
+        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                "--port", str(port)]  # fmt: skip
+        url = f"http://127.0.0.1:{port}/api"
+        state = daemon.start(PREFECT, argv, env, url=url)
+        return PrefectServer(url, state["pid"], True)
+
+
+def services(ray_address: str | None) -> str:
+    """Make sure a Prefect server and a Ray cluster are there; point this process at them and
+    say which. Returns the Ray address the flows should join."""
+    from genai.cluster import local_head
+
+    prefect = prefect_server()  # starts in the background ...
+    if ray_address is None:  # ... while Ray starts
+        ray_address, started = local_head()
+        verb = "started" if started else "joined"
+        say("ray", f"{verb} the local Ray at {ray_address} (shared by genai commands)")
+    else:
+        say("ray", f"joining the Ray at {ray_address}")
+    prefect.wait()
+    os.environ["PREFECT_API_URL"] = prefect.url
+    if prefect.pid is None:
+        say("prefect", f"using the server at {prefect.url}")
+    else:
+        verb = "started" if prefect.started else "using"
+        say("prefect", f"{verb} the local server, UI at {prefect.url.removesuffix('/api')}")
+    return ray_address
+
+
+def down() -> list[str]:
+    """Stop the shared local services; the names of those that were running."""
+    from genai.cluster import HEAD, stop_head
+
+    stopped = [HEAD] if stop_head() else []
+    return stopped + ([PREFECT] if daemon.stop(PREFECT) else [])

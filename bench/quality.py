@@ -1,31 +1,27 @@
-"""Sample quality per loss and family: the table beside PacGAN's and VEEGAN's Table 1.
+"""Sample quality per family and loss at a stated CPU budget, beside PacGAN's and VEEGAN's tables.
 
-ring8 and grid25 (PacGAN / VEEGAN 2-D experiments): every GAN loss and the VAE, DDPM and
-autoregressive families, each trained with a fixed budget for --seeds seeds with the one training
-loop (in-process, :func:`genai.train.launcher.train_local`: the budget, not the cluster, is
-what is compared), stored as a run and judged by
-``genai.evaluate`` on 2,500 samples: modes captured, high-quality share, reverse KL, as mean and
-standard deviation. digits: FID, KID, precision and recall per family beside the floor.
+For each dataset (ring8 and grid25 as in the PacGAN/VEEGAN 2-D experiments, and the 8x8 digits)
+every family trains with its recipe (``RECIPES``: the defaults configs/*.yaml ship, found with the
+sweeps docs/BENCHMARKS.md names), once per loss its main slot allows, for ``--seeds`` seeds. Each
+model is one run fitted in a worker process of its own with the one training loop
+(:func:`genai.train.launcher.train_local`, one torch thread: the budget, not the cluster, is
+compared), then judged by ``genai.evaluate``: 2,500 samples against the test split for the
+mixtures (modes captured, high-quality share, reverse KL), 500 for digits (FID, KID, precision,
+recall in the domain feature network's space). Every row states its budget: steps, batch, width,
+and the CPU seconds its training took (at most 120).
 
-    .venv/bin/python bench/quality.py [--seeds 3] [--out docs/quality.md]
+    .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--out q.md]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
-
-import torch
-
-from genai.config import EvaluateConfig, RunConfig
-from genai.configfile import load_config
-from genai.data.dataset import read_split
-from genai.data.prepare import prepare
-from genai.evaluate.evaluate import evaluate_run
-from genai.storage import ArtifactStore
-from genai.train.launcher import train_local
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 PUBLISHED = {  # PacGAN (Lin et al. 2018) Table 1: modes / high-quality % / reverse KL
     "ring8": [
@@ -41,133 +37,205 @@ PUBLISHED = {  # PacGAN (Lin et al. 2018) Table 1: modes / high-quality % / reve
         ("PacGAN4", 24.8, 93.6, 0.04),
     ],
 }
+MIXTURE_ROWS = 100_000  # generated points; the test split (10%) is the reference
+BUDGET_S = 120.0
 
-GAN = {"model.family": "gan", "model.arch.latent_dim": 4, "model.arch.width": 128}
-VARIANTS = {
-    "gan minimax": {**GAN, "loss.adversarial.name": "minimax", "train.epochs": 40},
-    "gan non_saturating": {**GAN, "train.epochs": 40},
-    "gan hinge": {**GAN, "loss.adversarial.name": "hinge", "train.epochs": 40},
-    "gan least_squares": {**GAN, "loss.adversarial.name": "least_squares", "train.epochs": 40},
-    "gan wasserstein+gp": {
-        **GAN,
-        "loss.adversarial.name": "wasserstein",
-        "loss.gradient_penalty.weight": 0.1,
-        "model.gan.n_critic": 5,
-        "train.epochs": 60,
+# family -> the loss slot compared and every loss it allows (wasserstein with its penalty)
+LOSSES = {
+    "gan": ("adversarial", ["minimax", "non_saturating", "hinge", "least_squares", "wasserstein"]),
+    "vae": ("reconstruction", ["mse", "mae", "huber"]),
+    "diffusion": ("noise", ["mse", "mae", "huber"]),
+    "autoregressive": ("nll", ["cross_entropy"]),
+}
+DIGITS_LOSSES = {**LOSSES, "vae": ("reconstruction", ["bce", "mse", "mae", "huber"])}
+
+# the recipes: configs/{gan,vae,diffusion,autoregressive}.yaml ship these (docs/BENCHMARKS.md
+# names the sweep that found each)
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "mixture": {
+        "gan": {
+            "model.family": "gan",
+            "model.arch.width": 128,
+            "model.arch.depth": 3,
+            "model.arch.latent_dim": 4,
+            "model.arch.activation": "relu",
+            "loss.gradient_penalty.weight": 1.0,
+            "train.lr": 0.0005,
+            "train.betas": [0.5, 0.999],
+            "train.ema_decay": 0.999,
+            "train.grad_clip": None,
+            "train.batch_size": 128,
+            "train.epochs": 28,
+        },
     },
-    "vae": {"model.arch.latent_dim": 2, "loss.kl.weight": 0.02, "train.epochs": 80},
-    "ddpm": {"model.family": "diffusion", "model.arch.depth": 3, "train.epochs": 120},
-    "autoregressive": {"model.family": "autoregressive", "train.epochs": 15},
+    "digits": {},
 }
-DIGITS = {
-    "vae": {"model.arch.body": "conv", "model.arch.width": 16, "loss.reconstruction.name": "bce"},
-    "gan": {"model.family": "gan", "model.arch.body": "conv", "model.arch.width": 16},
-    "ddpm": {"model.family": "diffusion", "model.arch.body": "conv", "model.arch.width": 32},
-    "autoregressive": {"model.family": "autoregressive", "model.autoregressive.bins": 17},
-}
-ROWS = 5000
 
 
-def fit_and_evaluate(store, run_id, overrides, n_samples, split="test"):
-    data = {"train.batch_size": 128, "train.lr": 1e-3, **overrides, "train.run_id": run_id}
-    cfg = load_config(RunConfig, data=data)
-    prepared = prepare(cfg.data, store)
-    x = read_split(store, prepared.key, "train")[0]
-    t = time.perf_counter()
-    train_local(cfg, store)
-    seconds = time.perf_counter() - t
-    ev = evaluate_run(
-        store, run_id, EvaluateConfig(n_samples=n_samples, split=split, seed=cfg.train.seed)
+def config(dataset: str, family: str, loss: str, seed: int) -> dict[str, Any]:
+    kind = "digits" if dataset == "digits" else "mixture"
+    slot = (DIGITS_LOSSES if kind == "digits" else LOSSES)[family][0]
+    data = {"data.source": dataset, "data.seed": seed, "train.seed": seed}
+    if kind == "mixture":
+        data["data.n"] = MIXTURE_ROWS
+    return {**data, **RECIPES[kind][family], f"loss.{slot}.name": loss}
+
+
+def fit_and_judge(store_uri: str, dataset: str, family: str, loss: str, seed: int) -> dict:
+    """One model: fit in this process (one torch thread), evaluate; CPU seconds of the fit."""
+    import torch
+
+    from genai.config import EvaluateConfig, RunConfig
+    from genai.configfile import load_config
+    from genai.evaluate.evaluate import evaluate_run
+    from genai.storage import ArtifactStore
+    from genai.train.launcher import train_local
+
+    torch.set_num_threads(1)
+    run_id = f"{dataset}-{family}-{loss}-s{seed}"
+    cfg = load_config(
+        RunConfig, data={**config(dataset, family, loss, seed), "train.run_id": run_id}
     )
-    steps = cfg.train.epochs * (len(x) // cfg.train.batch_size)
-    return ev, seconds, steps
+    store = ArtifactStore(store_uri)
+    start = time.process_time()
+    trained = train_local(cfg, store)
+    cpu = time.process_time() - start
+    n = 500 if dataset == "digits" else 2500
+    ev = evaluate_run(store, run_id, EvaluateConfig(n_samples=n, split="test", seed=seed))
+    steps = int(trained.metrics.get("steps", 0)) or None
+    return {
+        "dataset": dataset,
+        "family": family,
+        "loss": loss,
+        "seed": seed,
+        "cpu_s": cpu,
+        "steps": steps,
+        "metrics": ev.metrics,
+        "floors": ev.floors,
+        "batch": cfg.train.batch_size,
+        "epochs": cfg.train.epochs,
+        "width": cfg.model.arch.width if family != "autoregressive" else cfg.model.arch.d_model,
+    }
 
 
-def mean_sd(values: list[float]) -> str:
+def prepare_all(store_uri: str, datasets: list[str], seeds: int) -> None:
+    """Every dataset (and the digits feature network) once, in this process, before the pool."""
+    from genai.config import DataConfig
+    from genai.data.prepare import prepare
+    from genai.evaluate.features import ensure_feature_net
+    from genai.storage import ArtifactStore
+
+    store = ArtifactStore(store_uri)
+    for dataset in datasets:
+        for seed in range(seeds):
+            n = None if dataset == "digits" else MIXTURE_ROWS
+            prepared = prepare(DataConfig(source=dataset, n=n, seed=seed), store)
+            ensure_feature_net(store, prepared.key)
+
+
+def mean_sd(values: list[float], digits: int = 2) -> str:
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {sd:.2f}"
+    return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
-def mixtures(store, seeds: int) -> list[str]:
-    lines = []
-    for dataset in ("ring8", "grid25"):
-        lines += [
-            f"### {dataset}",
-            "",
-            "| model | modes | high-quality % | reverse KL | epochs x steps | train s |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for name, modes, high_quality, reverse_kl in PUBLISHED[dataset]:
-            lines.append(
-                f"| {name} (PacGAN Table 1) | {modes} | {high_quality} | {reverse_kl} | | |"
-            )
-        for variant, overrides in VARIANTS.items():
-            runs = []
-            for seed in range(seeds):
-                data = {
-                    "data.source": dataset,
-                    "data.n": ROWS,
-                    "data.seed": seed,
-                    "train.seed": seed,
-                }
-                run_id = f"{dataset}-{variant.replace(' ', '-').replace('+', '-')}-s{seed}"
-                runs.append(fit_and_evaluate(store, run_id, {**data, **overrides}, 2500))
-            m = [r[0].metrics for r in runs]
-            epochs = overrides["train.epochs"]
-            lines.append(
-                f"| {variant} (ours) | {mean_sd([x['modes'] for x in m])}"
-                f" | {mean_sd([100 * x['high_quality'] for x in m])}"
-                f" | {mean_sd([x['reverse_kl'] for x in m])}"
-                f" | {epochs} x {runs[0][2] // epochs}"
-                f" | {statistics.mean(r[1] for r in runs):.1f} |"
-            )
-            print(lines[-1], flush=True)
-        floor = runs[0][0].floors
-        lines.append(
-            f"| real test split (floor) | {floor['modes']:.0f} | {100 * floor['high_quality']:.1f}"
-            f" | {floor['reverse_kl']:.3f} | | |"
-        )
-        lines.append("")
-    return lines
+def budget(rows: list[dict]) -> str:
+    r = rows[0]
+    steps = statistics.mean(x["steps"] for x in rows if x["steps"]) if r["steps"] else None
+    shown = f"{steps:,.0f} steps" if steps else f"{r['epochs']} epochs"
+    cpu = max(x["cpu_s"] for x in rows)
+    return f"{shown}, batch {r['batch']}, width {r['width']} | {cpu:.0f}"
 
 
-def digits(store) -> list[str]:
+def mixture_table(dataset: str, results: list[dict]) -> list[str]:
     lines = [
-        "### digits (domain feature network's space, 500 samples against the test split)",
+        f"### {dataset}",
         "",
-        "| family | FID | KID | precision | recall | epochs | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| model | loss | modes | high-quality % | reverse KL | budget | CPU s (max) |",
+        "|---|---|---:|---:|---:|---|---:|",
     ]
-    floor = None
-    for family, overrides in DIGITS.items():
-        ev, seconds, _ = fit_and_evaluate(
-            store,
-            f"digits-{family}",
-            {"train.epochs": 15, "train.batch_size": 64, **overrides},
-            500,
-        )
-        m, floor = ev.metrics, ev.floors
-        lines.append(
-            f"| {family} | {m['fid']:.3f} | {m['kid']:.4f} | {m['precision']:.3f}"
-            f" | {m['recall']:.3f} | 15 | {seconds:.1f} |"
-        )
-        print(lines[-1], flush=True)
+    for name, modes, hq, rkl in PUBLISHED[dataset]:
+        lines.append(f"| {name} (PacGAN Table 1) | | {modes} | {hq} | {rkl} | | |")
+    for family, (_, losses) in LOSSES.items():
+        for loss in losses:
+            rows = [r for r in results if (r["family"], r["loss"]) == (family, loss)]
+            if not rows:
+                continue
+            m = [r["metrics"] for r in rows]
+            lines.append(
+                f"| {family} | {loss} | {mean_sd([x['modes'] for x in m])}"
+                f" | {mean_sd([100 * x['high_quality'] for x in m], 1)}"
+                f" | {mean_sd([x['reverse_kl'] for x in m], 3)} | {budget(rows)} |"
+            )
+    floor = results[0]["floors"]
     lines.append(
-        f"| train split vs test (floor) | {floor['fid']:.3f} | {floor['kid']:.4f}"
-        f" | {floor['precision']:.3f} | {floor['recall']:.3f} | | |"
+        f"| real train rows (floor) | | {floor['modes']:.0f} | {100 * floor['high_quality']:.1f}"
+        f" | {floor['reverse_kl']:.3f} | | |"
     )
-    return lines
+    return [*lines, ""]
+
+
+def digits_table(results: list[dict]) -> list[str]:
+    lines = [
+        "### digits (500 samples against the test split, domain feature network's space)",
+        "",
+        "| family | loss | FID | KID | precision | recall | budget | CPU s (max) |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for family, (_, losses) in DIGITS_LOSSES.items():
+        for loss in losses:
+            rows = [r for r in results if (r["family"], r["loss"]) == (family, loss)]
+            if not rows:
+                continue
+            m = [r["metrics"] for r in rows]
+            lines.append(
+                f"| {family} | {loss} | {mean_sd([x['fid'] for x in m], 1)}"
+                f" | {mean_sd([x['kid'] for x in m], 0)} | {mean_sd([x['precision'] for x in m])}"
+                f" | {mean_sd([x['recall'] for x in m])} | {budget(rows)} |"
+            )
+    f = results[0]["floors"]
+    lines.append(
+        f"| real train rows (floor) | | {f['fid']:.1f} | {f['kid']:.0f} | {f['precision']:.2f}"
+        f" | {f['recall']:.2f} | | |"
+    )
+    return [*lines, ""]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2, help="models fitted at once (1 CPU each)")
+    ap.add_argument("--only", choices=["ring8", "grid25", "digits"], action="append")
+    ap.add_argument("--families", help="comma-separated families (default: all)")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    datasets = args.only or ["ring8", "grid25", "digits"]
+    families = args.families.split(",") if args.families else list(LOSSES)
     with tempfile.TemporaryDirectory() as tmp:
-        store = ArtifactStore(f"file://{tmp}/store")
-        lines = mixtures(store, args.seeds) + digits(store)
+        store_uri = f"file://{tmp}/store"
+        prepare_all(store_uri, datasets, args.seeds)
+        jobs = [
+            (store_uri, d, fam, loss, seed)
+            for d in datasets
+            for fam in families
+            if fam in RECIPES["digits" if d == "digits" else "mixture"]
+            for loss in (DIGITS_LOSSES if d == "digits" else LOSSES)[fam][1]
+            for seed in range(args.seeds)
+        ]
+        with ProcessPoolExecutor(args.jobs) as pool:
+            futures = [pool.submit(fit_and_judge, *job) for job in jobs]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                r = results[-1]
+                print(json.dumps({k: r[k] for k in ("dataset", "family", "loss", "seed", "cpu_s")}
+                                 | {"metrics": r["metrics"]}), flush=True)  # fmt: skip
+    lines = []
+    for dataset in datasets:
+        rows = [r for r in results if r["dataset"] == dataset]
+        if rows:
+            lines += digits_table(rows) if dataset == "digits" else mixture_table(dataset, rows)
+    over = [r for r in results if r["cpu_s"] > BUDGET_S]
+    lines.append(f"Models over the {BUDGET_S:.0f} s budget: {len(over)} of {len(results)}.")
     text = "\n".join(lines)
     print(text)
     if args.out:

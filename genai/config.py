@@ -110,6 +110,9 @@ class ArchConfig(StrictModel):
     body: Literal["mlp", "conv"] = "mlp"
     width: int = Field(128, gt=0, description="hidden units (mlp) or base channels (conv)")
     depth: int = Field(2, gt=0, description="hidden layers (mlp) or conv stages")
+    activation: Literal["silu", "relu", "leaky_relu", "gelu"] = Field(
+        "silu", description="the MLP bodies' nonlinearity (a GAN's critic: always leaky_relu)"
+    )
     latent_dim: int = Field(8, gt=0, description="latent size of VAE and GAN")
     layers: int = Field(2, gt=0, description="transformer layers (autoregressive)")
     heads: int = Field(4, gt=0, description="attention heads (autoregressive)")

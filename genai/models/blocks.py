@@ -7,11 +7,19 @@ import math
 import torch
 from torch import Tensor, nn
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "silu": nn.SiLU,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+}
+
 
 def mlp(
-    in_dim: int, out_dim: int, width: int, depth: int, act: type[nn.Module] = nn.SiLU
+    in_dim: int, out_dim: int, width: int, depth: int, act: type[nn.Module] | str = nn.SiLU
 ) -> nn.Sequential:
-    """in -> [Linear, act] x depth -> Linear -> out."""
+    """in -> [Linear, act] x depth -> Linear -> out (``act`` a module class or its name)."""
+    act = ACTIVATIONS[act] if isinstance(act, str) else act
     layers: list[nn.Module] = []
     d = in_dim
     for _ in range(depth):

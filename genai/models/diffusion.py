@@ -23,9 +23,9 @@ TIME_DIM = 32
 class MlpEps(nn.Module):
     """eps(x_t, t) for flat data: an MLP over [x_t, embed(t)]."""
 
-    def __init__(self, dim: int, width: int, depth: int):
+    def __init__(self, dim: int, width: int, depth: int, act: str = "silu"):
         super().__init__()
-        self.net = mlp(dim + TIME_DIM, dim, width, depth)
+        self.net = mlp(dim + TIME_DIM, dim, width, depth, act)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         h = torch.cat([x.flatten(1), sinusoidal_embedding(t, TIME_DIM)], dim=-1)
@@ -65,7 +65,7 @@ class Diffusion(GenerativeModel):
         if arch.body == "conv":
             self.eps = ConvEps(data.shape, arch.width, arch.depth)
         else:
-            self.eps = MlpEps(data.dim, arch.width, arch.depth)
+            self.eps = MlpEps(data.dim, arch.width, arch.depth, arch.activation)
         margin = 0.1 * (data.high - data.low)
         self.clip = (data.low - margin, data.high + margin)
 

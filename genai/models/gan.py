@@ -70,7 +70,7 @@ class GAN(GenerativeModel):
         if conv:
             self.generator = ConvDecoder(self.latent, data.shape, arch.width, arch.depth)
         else:
-            self.generator = mlp(self.latent, data.dim, arch.width, arch.depth)
+            self.generator = mlp(self.latent, data.dim, arch.width, arch.depth, arch.activation)
         self.discriminator = Discriminator(data, arch.width, arch.depth, conv)
 
     def player_parameters(self, player: str) -> list[nn.Parameter]:

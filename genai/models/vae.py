@@ -53,8 +53,8 @@ class VAE(GenerativeModel):
             self.encoder = ConvEncoder(data.shape, 2 * self.latent, arch.width, arch.depth)
             self.decoder = ConvDecoder(self.latent, data.shape, arch.width, arch.depth)
         else:
-            self.encoder = mlp(data.dim, 2 * self.latent, arch.width, arch.depth)
-            self.decoder = mlp(self.latent, data.dim, arch.width, arch.depth)
+            self.encoder = mlp(data.dim, 2 * self.latent, arch.width, arch.depth, arch.activation)
+            self.decoder = mlp(self.latent, data.dim, arch.width, arch.depth, arch.activation)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.encoder(x if self.is_conv else x.flatten(1))  # (B, 2L)

@@ -113,3 +113,28 @@ def test_gan_critic_steps_per_generator_step():
     schedule = [model.players_at(s) for s in range(6)]
     assert [("generator" in p) for p in schedule] == [False, False, True, False, False, True]
     assert all(p[0] == "discriminator" for p in schedule)
+
+
+@pytest.mark.parametrize("family", ["vae", "gan", "diffusion"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "gelu", "silu"])
+def test_the_activation_lever_sets_the_mlp_bodies(family, activation):
+    from genai.models.blocks import ACTIVATIONS
+
+    cfg = load_config(
+        RunConfig,
+        data={**TINY, "model.family": family, "model.arch.activation": activation},
+    )
+    model = build_model(cfg.model, cfg.loss, POINTS)
+    body = {"vae": "decoder", "gan": "generator", "diffusion": "eps"}[family]
+    kinds = {type(m) for m in getattr(model, body).modules()} & set(ACTIVATIONS.values())
+    assert kinds == {ACTIVATIONS[activation]}
+    if family == "vae":
+        assert {type(m) for m in model.encoder.modules()} & kinds == kinds
+    terms = model(torch.randn(7, 2), model.players[0])
+    terms.total.backward()
+    assert model.sample(4).shape == (4, 2)
+
+
+def test_a_misspelt_activation_lists_the_allowed_ones():
+    with pytest.raises(ConfigError, match="model.arch.activation.*'silu', 'relu'"):
+        load_config(RunConfig, data={"model.arch.activation": "tanh"})

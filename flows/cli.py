@@ -46,6 +46,9 @@ RAY_ADDRESS = typer.Option(
 )
 AS_JSON = typer.Option(False, "--json", help="print one JSON object as the last line of stdout")
 OVERRIDES = typer.Option(None, "--set", help="override a config field: --set train.epochs=3")
+NO_WAIT = typer.Option(
+    False, "--no-wait", help="exit (status 2) if another command is producing the same result"
+)
 
 
 def console(ctx: typer.Context, command: str) -> Console:
@@ -56,10 +59,14 @@ def console(ctx: typer.Context, command: str) -> Console:
     return options.console
 
 
-def boot(ctx: typer.Context, command: str, ray_address: str | None) -> str:
+def boot(
+    ctx: typer.Context, command: str, ray_address: str | None, *, no_wait: bool = False
+) -> str:
     """The work is not in the store: open the console, bring up Prefect and Ray."""
     from flows.services import services
 
+    if no_wait:  # read where the work takes its lease (genai.lease)
+        os.environ["GENAI_NO_WAIT"] = "1"
     shown = console(ctx, command)
     say("log", str(shown.path))
     return services(ray_address)
@@ -89,6 +96,7 @@ def run(
     ray_address: str = RAY_ADDRESS,
     force: bool = typer.Option(False, "--force", help="redo every stage, even finished ones"),
     as_json: bool = AS_JSON,
+    no_wait: bool = NO_WAIT,
 ) -> None:
     """The main job: prepare -> sweep -> retrain the best -> evaluate -> generate -> summary."""
     from genai.config import PipelineConfig
@@ -105,7 +113,7 @@ def run(
     checked = ArtifactStore(store)
     summary = None if force else finished_pipeline(cfg, checked)  # no Prefect, no Ray
     if summary is None:
-        address = boot(ctx, "run", ray_address)
+        address = boot(ctx, "run", ray_address, no_wait=no_wait)
         from flows.pipeline import pipeline_flow
 
         summary = pipeline_flow(config=cfg, store=checked.uri, ray_address=address, force=force)
@@ -202,6 +210,7 @@ def train(
     store: str = STORE,
     ray_address: str = RAY_ADDRESS,
     as_json: bool = AS_JSON,
+    no_wait: bool = NO_WAIT,
 ) -> None:
     """Train a model on Ray Train; re-running the same job resumes it or finds it finished."""
     from genai.config import RunConfig
@@ -215,7 +224,7 @@ def train(
     if done is not None:
         result = {**done.summary(), "reused": True}
     else:
-        address = boot(ctx, "train", ray_address)
+        address = boot(ctx, "train", ray_address, no_wait=no_wait)
         from flows.train import train_flow
 
         result = train_flow(run=run, store=checked.uri, ray_address=address)
@@ -247,6 +256,7 @@ def sweep(
     store: str = STORE,
     ray_address: str = RAY_ADDRESS,
     as_json: bool = AS_JSON,
+    no_wait: bool = NO_WAIT,
 ) -> None:
     """Sweep losses, loss weights and architectures on Ray Tune; every trial judged alike."""
     from genai.config import RunConfig, SweepConfig
@@ -268,7 +278,7 @@ def sweep(
     if done is not None:
         result = {**done.summary(), "counts": done.counts, "reused": True}
     else:
-        address = boot(ctx, "sweep", ray_address)
+        address = boot(ctx, "sweep", ray_address, no_wait=no_wait)
         from flows.sweep import sweep_flow
 
         result = sweep_flow(run=run, sweep=cfg, store=checked.uri, ray_address=address)
@@ -367,10 +377,14 @@ def serve(
     cron: str = typer.Option("0 3 * * *", help="schedule of nightly-pipeline (cron)"),
     config: Path = typer.Option(None, help="default pipeline config of the pipeline deployments"),
     store: str = STORE,
+    limit: int = typer.Option(
+        1, min=1, help="runs of one deployment at once; more are queued (ENQUEUE)"
+    ),
 ) -> None:
     """Register and serve the deployments (nightly-pipeline, pipeline, sweep, train) until
-    stopped: with the Prefect server of PREFECT_API_URL, else the local one genai commands share.
-    Open its UI to launch runs with typed forms."""
+    stopped: with the Prefect server of PREFECT_API_URL, else the local one genai commands share;
+    their flows join the Ray of RAY_ADDRESS, else the local one genai commands share. Open the
+    Prefect UI to launch runs with typed forms."""
     from genai.config import PipelineConfig
     from genai.configfile import load_config
     from genai.storage import ArtifactStore
@@ -382,9 +396,13 @@ def serve(
     server = prefect_server()
     server.wait()
     os.environ["PREFECT_API_URL"] = server.url
+    if not os.environ.get("RAY_ADDRESS"):  # flow runs (subprocesses) join it: one Ray here
+        from genai.cluster import local_head
+
+        os.environ["RAY_ADDRESS"], _ = local_head()
     from flows.deployments import serve as serve_deployments
 
-    serve_deployments(cron=cron, store=store_uri, config=pipeline)
+    serve_deployments(cron=cron, store=store_uri, config=pipeline, limit=limit)
 
 
 @app.command()

@@ -18,11 +18,25 @@ NIGHTLY_CRON = "0 3 * * *"
 
 
 def deployments(
-    *, cron: str = NIGHTLY_CRON, store: str | None = None, config: PipelineConfig | None = None
+    *,
+    cron: str = NIGHTLY_CRON,
+    store: str | None = None,
+    config: PipelineConfig | None = None,
+    limit: int = 1,
 ) -> list[Any]:
     """The four deployments; ``store`` becomes every deployment's default store and ``config``
-    the pipelines' default config (the form the UI shows starts from it)."""
-    common: dict[str, Any] = {"enforce_parameter_schema": True, "tags": ["genai"]}
+    the pipelines' default config (the form the UI shows starts from it). At most ``limit``
+    runs of each deployment run at once; more wait their turn (Prefect's ENQUEUE strategy:
+    state AwaitingConcurrencySlot), so a burst of launches queues instead of fighting over the
+    cluster's CPUs."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    queue = ConcurrencyLimitConfig(limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+    common: dict[str, Any] = {
+        "enforce_parameter_schema": True,
+        "tags": ["genai"],
+        "concurrency_limit": queue,
+    }
     defaults: dict[str, Any] = {"store": store} if store else {}
     pipeline_defaults = {
         **defaults,
@@ -55,9 +69,14 @@ def deployments(
 
 
 def serve(
-    *, cron: str = NIGHTLY_CRON, store: str | None = None, config: PipelineConfig | None = None
+    *,
+    cron: str = NIGHTLY_CRON,
+    store: str | None = None,
+    config: PipelineConfig | None = None,
+    limit: int = 1,
 ) -> None:
     """Register the deployments with the Prefect API and run their flows in this process."""
     from prefect import serve as prefect_serve
 
-    prefect_serve(*deployments(cron=cron, store=store, config=config), print_starting_message=True)
+    served = deployments(cron=cron, store=store, config=config, limit=limit)
+    prefect_serve(*served, print_starting_message=True)

@@ -21,7 +21,7 @@ from flows.sweep import leaderboard, sweep_task
 from flows.train import train_run
 from genai import layout
 from genai.config import PipelineConfig
-from genai.pipeline import base_config, pipeline_id_for, retrain_config
+from genai.pipeline import base_config, finished_pipeline, pipeline_id_for, retrain_config
 from genai.progress import say
 from genai.storage import ArtifactStore
 
@@ -41,6 +41,11 @@ def pipeline_flow(
 ) -> dict[str, Any]:
     """The whole job: which loss, with which weights, on which architecture is best here."""
     pipeline_id = pipeline_id_for(config)
+    if not force:  # the same inputs: the stored summary (a queued duplicate launch ends here)
+        stored = finished_pipeline(config, ArtifactStore(store))
+        if stored is not None:
+            say("pipeline", f"{pipeline_id}: already in the store, {stored['summary_uri']}")
+            return stored
     timings: dict[str, float] = {}
 
     def timed(stage: str, start: float) -> None:

@@ -9,6 +9,7 @@ Keys are relative to the store root and ``/``-separated; only this module format
     evaluations/{run_id}/metrics.parquet
     samples/{run_id}/samples.parquet + grid.png | scatter.png + loss_curve.png
     pipelines/{pipeline_id}/summary.json
+    leases/{artifact key}/lease-NNNNNNNN.json (while a command produces a dataset, run or sweep)
 """
 
 from __future__ import annotations
@@ -131,3 +132,27 @@ def pipeline_summary(pipeline_id: str) -> str:
 def run_ids(keys: list[str]) -> list[str]:
     """Run ids among keys listed under ``runs/`` (those with a config.json)."""
     return sorted({k.split("/")[1] for k in keys if k.endswith("/config.json")})
+
+
+# -------------------------------------------------------------------------------------- leases
+LEASES = "leases"
+LEASE_PREFIX = "lease-"
+
+
+def lease(artifact_key: str) -> str:
+    """The lease of the command producing ``artifact_key`` (:mod:`genai.lease`): beside the
+    artifacts, not inside them, so replacing or --force-deleting an artifact never touches it."""
+    return f"{LEASES}/{artifact_key}"
+
+
+def lease_object(lease_key: str, number: int) -> str:
+    """The ``number``-th lease object of an artifact's lease (the highest is the current one)."""
+    return f"{lease_key}/{LEASE_PREFIX}{number:08d}.json"
+
+
+def lease_number(key: str) -> int | None:
+    """The number of a lease object's key, or None for any other key."""
+    name = key.rsplit("/", 1)[-1]
+    if name.startswith(LEASE_PREFIX) and name.endswith(".json"):
+        return int(name[len(LEASE_PREFIX) : -len(".json")])
+    return None

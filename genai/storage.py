@@ -182,14 +182,8 @@ class ArtifactStore:
         path = self.path(key)
         try:
             if self.protocol == "file":
-                directory, name = posixpath.split(path)
-                os.makedirs(directory, exist_ok=True)
-                tmp = posixpath.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}")
+                tmp = _written_beside(path, data)
                 try:
-                    with open(tmp, "wb") as fh:
-                        fh.write(data)
-                        fh.flush()
-                        os.fsync(fh.fileno())
                     os.replace(tmp, path)
                 finally:
                     if os.path.exists(tmp):
@@ -198,6 +192,31 @@ class ArtifactStore:
                 self.fs.pipe_file(path, data)  # one PUT: visible whole or not at all
         except Exception as err:
             raise self._error("cannot write", err, key) from None
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Write ``key`` whole only if it does not exist: whether this call created it. Of two
+        racing callers exactly one gets True (a hard link on disk, If-None-Match on S3)."""
+        path = self.path(key)
+        try:
+            if self.protocol == "file":
+                tmp = _written_beside(path, data)
+                try:
+                    os.link(tmp, path)  # fails if path exists: written whole, or not at all
+                    return True
+                except FileExistsError:
+                    return False
+                finally:
+                    os.remove(tmp)
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+                return True
+            except OSError:  # 412 Precondition Failed (or 409 for a racing conditional write)
+                self.fs.invalidate_cache(path)
+                if self.fs.exists(path):
+                    return False
+                raise
+        except Exception as err:
+            raise self._error("cannot create", err, key) from None
 
     def write_bytes(self, key: str, data: bytes) -> str:
         self._put_bytes(key, data)
@@ -310,3 +329,16 @@ class ArtifactStore:
             with contextlib.suppress(Exception):
                 self.delete(src)
             raise self._error("cannot commit", err, dst) from None
+
+
+def _written_beside(path: str, data: bytes) -> str:
+    """``data`` written and synced to a temporary file next to ``path`` (made visible by the
+    caller's rename or link, one step that readers see whole or not at all)."""
+    directory, name = posixpath.split(path)
+    os.makedirs(directory, exist_ok=True)
+    tmp = posixpath.join(directory, f"{TMP_PREFIX}{uuid.uuid4().hex}-{name}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return tmp

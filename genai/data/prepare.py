@@ -247,10 +247,7 @@ def prepare(
     cfg: DataConfig, store: ArtifactStore, *, ray_address: str | None = None
 ) -> PreparedDataset:
     """Prepare ``cfg`` into ``store`` (or find it there already) and return where it is."""
-    import ray.data
-    from ray.data import SaveMode
-
-    from genai.cluster import ensure_ray
+    from genai.lease import hold
 
     t0 = time.perf_counter()
     located = locate(cfg)
@@ -258,6 +255,27 @@ def prepare(
     if found is not None:
         log.info("dataset %s/%s is in the store at %s", found.dataset, found.version, found.uri)
         return found
+    # two commands preparing the same version write the same rows, but the second's commit
+    # would replace the first's files under a reader's feet: one writes, the other waits
+    with hold(store, layout.lease(located.key), f"dataset {located.name}/{located.version}"):
+        found = find_prepared(cfg, store, located)
+        if found is not None:
+            return found
+        return _write(cfg, store, located, ray_address, t0)
+
+
+def _write(
+    cfg: DataConfig,
+    store: ArtifactStore,
+    located: Located,
+    ray_address: str | None,
+    t0: float,
+) -> PreparedDataset:
+    import ray.data
+    from ray.data import SaveMode
+
+    from genai.cluster import ensure_ray
+
     source, prep, digest, name = located.source, located.prep, located.digest, located.name
     version, key = located.version, located.key
     n = len(source.values)

@@ -259,16 +259,34 @@ def train(
 ) -> TrainResult:
     """Train ``cfg`` on Ray Train (preparing its data first if the store lacks it).
 
-    ``hooks`` run in every worker after the run's own (e.g. a callback of yours)."""
-    import ray
-
-    from genai.cluster import ensure_ray
+    ``hooks`` run in every worker after the run's own (e.g. a callback of yours). One command
+    at a time produces a run: another holding its lease is waited for (:mod:`genai.lease`)."""
+    from genai.lease import hold
 
     plan = plan_run(cfg, store, ray_address=ray_address)
     done = finished_run(store, plan.run_id)
     if done is not None:
         log.info("run %s is already finished at %s", plan.run_id, done.uri)
         return done
+    with hold(store, layout.lease(layout.run(plan.run_id)), f"run {plan.run_id}"):
+        # the holder we waited for may have finished it, or left checkpoints to resume from
+        done = finished_run(store, plan.run_id)
+        if done is not None:
+            say("train", f"{plan.run_id}: finished by the command we waited for")
+            return done
+        return _train(cfg, store, plan, ray_address, hooks)
+
+
+def _train(
+    cfg: RunConfig,
+    store: ArtifactStore,
+    plan: RunPlan,
+    ray_address: str | None,
+    hooks: Sequence[Hook],
+) -> TrainResult:
+    import ray
+
+    from genai.cluster import ensure_ray
 
     ensure_ray(ray_address)
     resources = ray.cluster_resources()

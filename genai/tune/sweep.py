@@ -55,8 +55,8 @@ def to_tune(param) -> Any:
 
 
 class Progress(tune.Callback):
-    """A line when a trial starts, ends or fails, and when the best score moves (at most every
-    10 s): trials finished / stopped early / failed / running, the best so far.
+    """A line at the start, when a trial ends or fails, and when the best score moves (at most
+    every 10 s): trials finished / stopped early / failed / running, the best so far.
 
     Tune calls on_trial_complete before it marks the trial terminated, so the callback keeps its
     own sets of ended trials.
@@ -76,9 +76,9 @@ class Progress(tune.Callback):
         ended = self.finished | self.stopped | self.failed
         running = sum(t.status == "RUNNING" and t.trial_id not in ended for t in trials)
         counts = (len(self.finished), len(self.stopped), len(self.failed), running)
-        if counts == self.shown and not (moved and time.monotonic() - self.shown_at >= 10):
-            return
-        self.shown, self.shown_at = counts, time.monotonic()
+        if counts[:3] == self.shown and not (moved and time.monotonic() - self.shown_at >= 10):
+            return  # a trial merely starting is not news
+        self.shown, self.shown_at = counts[:3], time.monotonic()
         best = (
             f"best {self.metric} {self.sign * self.best:.4g} ({self.best_trial})"
             if self.best_trial
@@ -148,6 +148,25 @@ def sweep(
     done = finished_sweep(store, sweep_id)
     if done is not None:
         return done
+    from genai.lease import hold
+
+    with hold(store, layout.lease(layout.sweep(sweep_id)), f"sweep {sweep_id}"):
+        done = finished_sweep(store, sweep_id)  # finished by the command we waited for
+        if done is not None:
+            return done
+        return _sweep(base, cfg, store, space, sweep_id, metric, mode, ray_address)
+
+
+def _sweep(
+    base: RunConfig,
+    cfg: SweepConfig,
+    store: ArtifactStore,
+    space: SearchSpace,
+    sweep_id: str,
+    metric: str,
+    mode: str,
+    ray_address: str | None,
+) -> SweepResult:
     ensure_ray(ray_address)
     resources = ray.cluster_resources()
     cpus = int(resources.get("CPU", 1))

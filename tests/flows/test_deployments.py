@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -63,6 +65,8 @@ def prefect_api(tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    # a queued run (deployment concurrency limit) is proposed again after this long (default 30)
+    env["PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS"] = "2"
     env["PREFECT_UI_API_URL"] = url  # the UI's own calls go to this server, not :4200
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
@@ -155,6 +159,46 @@ def test_a_run_launched_through_the_api_completes(prefect_api, served):
     store = ArtifactStore(f"file://{served['store']}")
     summaries = [k for k in store.list("pipelines") if k.endswith("summary.json")]
     assert len(summaries) == 1 and "/from-api-" in summaries[0]
+
+
+def test_five_launches_at_once_queue_and_all_complete(prefect_api, served):
+    """A burst through the REST API: the pipeline deployment runs one at a time (limit 1,
+    ENQUEUE), the rest wait in AwaitingConcurrencySlot; all complete one after another (no two
+    overlap), none crash, and the work is done once (the later runs find the summary in the
+    store)."""
+    dep = served["deployments"]["pipeline"]
+    assert dep["global_concurrency_limit"]["limit"] == 1
+    assert dep["concurrency_options"]["collision_strategy"] == "ENQUEUE"
+    params = {"config": tiny(name="burst").model_dump(mode="json")}
+    url = f"{prefect_api}/deployments/{dep['id']}/create_flow_run"
+    with ThreadPoolExecutor(5) as pool:
+        created = list(pool.map(lambda _: api("POST", url, json={"parameters": params}), range(5)))
+    assert all(r.status_code in (200, 201) for r in created), [r.text for r in created]
+    ids = [r.json()["id"] for r in sorted(created, key=lambda r: r.json()["created"])]
+
+    def runs():
+        return [api("GET", f"{prefect_api}/flow_runs/{i}").json() for i in ids]
+
+    def all_finished():
+        done = runs()
+        terminal = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+        return done if all(r["state"]["type"] in terminal for r in done) else None
+
+    finished = wait_for(all_finished, 600, "five queued pipeline runs")
+    assert [r["state"]["type"] for r in finished] == ["COMPLETED"] * 5, finished
+    spans = sorted((r["start_time"], r["end_time"]) for r in finished)
+    assert all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False)), spans
+    states = api("GET", f"{prefect_api}/flow_run_states/", params={"flow_run_id": ids[-1]}).json()
+    assert "AwaitingConcurrencySlot" in {s["name"] for s in states}  # it queued, not clashed
+    store = ArtifactStore(f"file://{served['store']}")
+    (summary,) = [k for k in store.list("pipelines") if "/burst-" in k]
+    run_id = store.read_json(summary)["best_run"]["run_id"]
+    table = store.read_table(f"runs/{run_id}/metrics.parquet").to_pydict()
+    epochs = [e for e, t in zip(table["epoch"], table["term"], strict=True) if t == "epoch_s"]
+    assert sorted(epochs) == list(range(len(epochs)))  # each epoch once
+    written = Path(served["store"], summary).stat().st_mtime
+    first_end = datetime.fromisoformat(spans[0][1]).timestamp()
+    assert written <= first_end + 1  # the summary was written by the first run only
 
 
 def test_invalid_parameters_are_rejected_before_a_run(prefect_api, served):

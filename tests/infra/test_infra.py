@@ -173,8 +173,11 @@ def test_prefect_yaml_entrypoints_are_the_served_flows():
         flow = getattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), attr)
         assert isinstance(flow, Flow)
         assert dep["enforce_parameter_schema"] is True
+        assert dep["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
         declared[dep["name"]] = flow.name
     served = {d.name: d.flow_name for d in deployments()}
+    for d in deployments():  # genai serve queues a burst the same way
+        assert (d.concurrency_limit, d.concurrency_options.collision_strategy) == (1, "ENQUEUE")
     assert (
         declared
         == served

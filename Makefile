@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# the demo, then stop the local Ray and Prefect server it started (genai down)
 run: setup
-	$(BIN)/genai run
+	$(BIN)/genai run; status=$$?; $(BIN)/genai down >/dev/null; exit $$status
 
 lint: setup
 	$(BIN)/ruff check .

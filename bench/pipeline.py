@@ -1,8 +1,9 @@
 """The demo pipeline's wall time, per stage, and the share that is framework overhead.
 
 Runs `genai run --json` (the default config, what `make run` runs) as a user does on a fresh
-machine (fresh store, fresh processes, no shared Ray head or Prefect server running: a GENAI_HOME
-of its own, stopped with `genai down` at the end), then a second time (answered from the store).
+machine (fresh store, fresh processes, no shared Ray head or Prefect server running: a state
+directory of its own, stopped with `genai down` at the end), then a second time (answered from
+the store).
 Framework overhead is everything that is not training, scoring or evaluating: process and import
 start-up, the Prefect server, Ray start-up, Ray Train worker start-up, Tune trial start-up. Each
 is measured apart in the same run:
@@ -59,7 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"file://{tmp}/store"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env |= {"GENAI_HOME": f"{tmp}/home", "GENAI_LOG_DIR": f"{tmp}/home/logs"}
+        env |= {"GENAI_STATE_DIR": f"{tmp}/home", "GENAI_LOG_DIR": f"{tmp}/home/logs"}
         try:
             first, wall = genai_run(uri, env)
             _, rerun_wall = genai_run(uri, env)

@@ -4,8 +4,8 @@ up) and a re-run of a finished job, side by side in one run.
     .venv/bin/python bench/startup.py [--repeats 2]
 
 Each case runs `genai train configs/vae.yaml --set train.epochs=2` in a fresh process, as a user
-types it, in a GENAI_HOME of its own (so "cold" means no Ray head, no Prefect server, no Prefect
-database yet). The work is what the command is for: the training epochs (their epoch_s) and,
+types it, in a GENAI_STATE_DIR of its own (so "cold" means no Ray head, no Prefect server, no
+Prefect database yet). The work is what the command is for: the training epochs (their epoch_s) and,
 cold, writing the dataset (its own line); everything else is fixed overhead, broken down from the
 timestamps of the progress lines in the command's log:
 
@@ -105,7 +105,7 @@ def main() -> None:
         for r in range(args.repeats):
             home = f"{tmp}/home{r}"
             env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-            env |= {"GENAI_HOME": home, "GENAI_LOG_DIR": f"{home}/logs", "PREFECT_HOME": home}
+            env |= {"GENAI_STATE_DIR": home, "GENAI_LOG_DIR": f"{home}/logs", "PREFECT_HOME": home}
             store = f"{tmp}/store{r}"
             try:
                 began = time.time()

@@ -2,7 +2,7 @@
 that needs one, found and reused by later and concurrent ones, stopped by ``genai down``.
 
 Each service has a state file (``{home}/{name}.json``: pid, address, log) and a lock file, so two
-commands starting at once start one service, not two. ``home`` is ``$GENAI_HOME`` (default
+commands starting at once start one service, not two. ``home`` is ``$GENAI_STATE_DIR`` (default
 ``~/.cache/genai``).
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 def home() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    path = Path(os.environ.get("GENAI_HOME") or os.path.join(base, "genai"))
+    path = Path(os.environ.get("GENAI_STATE_DIR") or os.path.join(base, "genai"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -46,13 +46,18 @@ def locked(name: str) -> Iterator[None]:
 
 
 def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS): the signal said it is there
+        return True
 
 
 def read_state(name: str, *, dead_too: bool = False) -> dict[str, Any] | None:

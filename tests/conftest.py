@@ -32,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     home = tempfile.mkdtemp(prefix="genai-home-")  # the shared local services' state and logs
     os.environ.update(
         {
-            "GENAI_HOME": home,
+            "GENAI_STATE_DIR": home,
             "GENAI_LOG_DIR": os.path.join(home, "logs"),
             "AWS_ACCESS_KEY_ID": "testing-access-key",
             "AWS_SECRET_ACCESS_KEY": SECRET,
@@ -59,7 +59,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     started = item.stash.get(STARTED, None)
     if report.when != "call" or not report.failed or started is None:
         return
-    home = Path(os.environ["GENAI_HOME"])
+    home = Path(os.environ["GENAI_STATE_DIR"])
     for path in sorted(home.rglob("*.log"), key=lambda p: p.stat().st_mtime):
         if path.stat().st_mtime >= started:
             tail = path.read_text(errors="replace")[-4000:]
@@ -69,7 +69,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 @pytest.fixture(scope="session", autouse=True)
 def shared_services():
     """Commands the tests run start the local Ray and Prefect server genai commands share (in
-    this session's GENAI_HOME); stop them at the end, as `genai down` does."""
+    this session's GENAI_STATE_DIR); stop them at the end, as `genai down` does."""
     yield
     from flows.services import down
 

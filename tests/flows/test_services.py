@@ -14,8 +14,8 @@ from genai import daemon
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A GENAI_HOME of the test's own, so the session's shared services stay untouched."""
-    monkeypatch.setenv("GENAI_HOME", str(tmp_path / "home"))
+    """A GENAI_STATE_DIR of the test's own, so the session's shared services stay untouched."""
+    monkeypatch.setenv("GENAI_STATE_DIR", str(tmp_path / "home"))
     return tmp_path / "home"
 
 

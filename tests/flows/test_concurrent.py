@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -84,6 +85,9 @@ def test_two_identical_trains_at_once_both_finish_with_one_result(uri, prefect_s
     assert len(history) == EPOCHS
     waited = [err for err in (err1, err2) if f"waiting for run {one['run_id']} held by" in err]
     assert len(waited) == 1, (err1[-2000:], err2[-2000:])
+    # one Ray on this machine: both ran on the same local head (the first to need it started it)
+    heads = {re.search(r"the local Ray at (\S+)", err).group(1) for err in (err1, err2)}
+    assert len(heads) == 1, (err1[-2000:], err2[-2000:])
 
 
 def test_no_wait_refuses_naming_the_holder(tmp_path, prefect_server):

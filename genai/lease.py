@@ -4,7 +4,7 @@ A lease is a sequence of small JSON objects ``{key}/lease-NNNNNNNN.json`` (holde
 expiry); the current one is the highest number. Each is created with a conditional write that
 fails when the object exists (a hard link on local disk, ``If-None-Match: *`` on S3), so of two
 commands taking the same lease exactly one wins. The holder alone rewrites its object: to renew
-it (a thread, every third of its lifetime) and to release it at the end. A lease whose holder
+it (a thread, every third of its lifetime); it deletes it at the end. A lease whose holder
 died expires (at once, when it ran on this machine) and the next one is taken by creating the
 following number, so even two commands
 that find it expired at once cannot both take it; the old holder, should it come back, finds the
@@ -155,12 +155,15 @@ class Lease:
                 continue
 
     def release(self) -> None:
+        """Stop renewing and delete this lease and the dead ones before it: the store holds no
+        trace of the lease afterwards (the next command creates number 0 again)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         if self.number is not None and not self.lost:
-            with contextlib.suppress(Exception):
-                self.store.write_bytes(self._object(self.number), self._body(released=True))
+            for old in range(self.number, max(-1, self.number - 9), -1):
+                with contextlib.suppress(Exception):
+                    self.store.delete(self._object(old))
         self.number = None
 
 

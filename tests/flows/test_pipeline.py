@@ -50,7 +50,7 @@ def test_pipeline_end_to_end_then_skips(prefect_server, request, tmp_path, backe
     start = time.monotonic()
     again = pipeline_flow(config=tiny(), store=store.uri)
     assert time.monotonic() - start < 20
-    assert max(again["stage_seconds"].values()) < 3, again["stage_seconds"]  # every stage skipped
+    assert again == {**saved, "summary_uri": summary["summary_uri"]}  # the stored summary
     assert again["best_run"] == summary["best_run"] and again["metrics"] == summary["metrics"]
     after = {k for k in store.list() if not k.startswith(("pipelines/", "sweeps/"))}
     assert after == before

@@ -40,9 +40,11 @@ def test_one_holder_then_the_next_after_release(store):
     assert holder is not None and not holder.free
     assert str(holder) == f"{socket.gethostname()}/{os.getpid()}"
     first.release()
+    assert store.list("runs/r/lease") == []  # a released lease leaves nothing behind
     assert second.try_acquire() is None
-    assert second.number == 1
+    assert second.number == 0
     second.release()
+    assert store.list("runs/r/lease") == []
 
 
 def test_an_expired_lease_is_taken_over_by_exactly_one(store, monkeypatch):
@@ -70,6 +72,7 @@ def test_an_expired_lease_is_taken_over_by_exactly_one(store, monkeypatch):
     time.sleep(0.5)  # the winner renews (every ttl/3): still held after the first ttl
     assert Lease(store, "sweeps/s/lease", "sweep s").try_acquire() is not None
     won[0].release()
+    assert store.list("sweeps/s/lease") == []  # the winner's and the dead one's
 
 
 def test_a_holder_that_comes_back_finds_it_lost(store, monkeypatch):
@@ -98,7 +101,7 @@ def test_no_wait_names_the_holder(store, monkeypatch):
         with pytest.raises(LeaseHeld, match=held_by), hold(store, "runs/z/lease", "run z"):
             pass
     with hold(store, "runs/z/lease", "run z") as lease:  # released: free again
-        assert lease.number == 1
+        assert lease.number == 0
 
 
 def test_a_holder_gone_from_this_machine_is_taken_over_at_once(store):
@@ -117,6 +120,7 @@ def test_a_holder_gone_from_this_machine_is_taken_over_at_once(store):
     other = Lease(store, "runs/g/lease", "run g")
     assert other.try_acquire() is None and other.number == 1
     other.release()
+    assert store.list("runs/g/lease") == []
     elsewhere = {**record, "pid": gone.pid, "host": "another-machine"}
     store.write_bytes("runs/g/lease/lease-00000002.json", json.dumps(elsewhere).encode())
     holder = Lease(store, "runs/g/lease", "run g").try_acquire()  # not ours to judge: wait

@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from pathlib import Path
 
 PUBLISHED = {  # PacGAN (Lin et al. 2018) Table 1: modes / high-quality % / reverse KL
     "ring8": [
@@ -37,7 +37,6 @@ PUBLISHED = {  # PacGAN (Lin et al. 2018) Table 1: modes / high-quality % / reve
         ("PacGAN4", 24.8, 93.6, 0.04),
     ],
 }
-MIXTURE_ROWS = 100_000  # generated points; the test split (10%) is the reference
 BUDGET_S = 120.0
 
 # family -> the loss slot compared and every loss it allows (wasserstein with its penalty)
@@ -49,53 +48,67 @@ LOSSES = {
 }
 DIGITS_LOSSES = {**LOSSES, "vae": ("reconstruction", ["bce", "mse", "mae", "huber"])}
 
-# the recipes: configs/{gan,vae,diffusion,autoregressive}.yaml ship these (docs/BENCHMARKS.md
-# names the sweep that found each)
-RECIPES: dict[str, dict[str, dict[str, Any]]] = {
-    "mixture": {
-        "gan": {
-            "model.family": "gan",
-            "model.arch.width": 128,
-            "model.arch.depth": 3,
-            "model.arch.latent_dim": 4,
-            "model.arch.activation": "relu",
-            "loss.gradient_penalty.weight": 1.0,
-            "train.lr": 0.0005,
-            "train.betas": [0.5, 0.999],
-            "train.ema_decay": 0.999,
-            "train.grad_clip": None,
-            "train.batch_size": 128,
-            "train.epochs": 28,
-        },
-    },
-    "digits": {},
+# (dataset, family) -> the shipped config that is its recipe (docs/BENCHMARKS.md says how each
+# was found); the benchmark changes only the seeds and the compared loss, and fits in one process
+# (the budget, not the cluster, is compared) with the recipe's global batch and step count
+RECIPES: dict[tuple[str, str], str] = {
+    ("ring8", "gan"): "configs/gan.yaml",
+    ("ring8", "vae"): "configs/recipes/ring8-vae.yaml",
+    ("ring8", "diffusion"): "configs/diffusion.yaml",
+    ("ring8", "autoregressive"): "configs/recipes/ring8-autoregressive.yaml",
+    ("grid25", "gan"): "configs/recipes/grid25-gan.yaml",
+    ("grid25", "vae"): "configs/recipes/grid25-vae.yaml",
+    ("grid25", "diffusion"): "configs/recipes/grid25-diffusion.yaml",
+    ("grid25", "autoregressive"): "configs/recipes/grid25-autoregressive.yaml",
+    ("digits", "gan"): "configs/recipes/digits-gan.yaml",
+    ("digits", "vae"): "configs/vae.yaml",
+    ("digits", "diffusion"): "configs/recipes/digits-diffusion.yaml",
+    ("digits", "autoregressive"): "configs/autoregressive.yaml",
 }
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def config(dataset: str, family: str, loss: str, seed: int) -> dict[str, Any]:
-    kind = "digits" if dataset == "digits" else "mixture"
-    slot = (DIGITS_LOSSES if kind == "digits" else LOSSES)[family][0]
-    data = {"data.source": dataset, "data.seed": seed, "train.seed": seed}
-    if kind == "mixture":
-        data["data.n"] = MIXTURE_ROWS
-    return {**data, **RECIPES[kind][family], f"loss.{slot}.name": loss}
+def losses(dataset: str, family: str) -> tuple[str, list[str]]:
+    """The compared slot and every loss it allows on this dataset."""
+    return (DIGITS_LOSSES if dataset == "digits" else LOSSES)[family]
+
+
+def config(dataset: str, family: str, loss: str, seed: int, run_id: str | None = None):
+    """The recipe's RunConfig with this seed and loss, fitted in one process."""
+    from genai.config import RunConfig
+    from genai.configfile import load_config
+
+    slot, path = losses(dataset, family)[0], ROOT / RECIPES[dataset, family]
+    train = load_config(RunConfig, path).train  # N workers x batch B = one process x batch N*B
+    cfg = load_config(
+        RunConfig,
+        path,
+        data={
+            "data.seed": seed,
+            "train.seed": seed,
+            f"loss.{slot}.name": loss,
+            "train.num_workers": 1,
+            "train.batch_size": train.batch_size * train.num_workers,
+            "train.run_id": run_id,
+        },
+    )
+    if (cfg.data.source, cfg.model.family) != (dataset, family):
+        raise ValueError(f"{RECIPES[dataset, family]} is not a {dataset} {family} recipe")
+    return cfg
 
 
 def fit_and_judge(store_uri: str, dataset: str, family: str, loss: str, seed: int) -> dict:
     """One model: fit in this process (one torch thread), evaluate; CPU seconds of the fit."""
     import torch
 
-    from genai.config import EvaluateConfig, RunConfig
-    from genai.configfile import load_config
+    from genai.config import EvaluateConfig
     from genai.evaluate.evaluate import evaluate_run
     from genai.storage import ArtifactStore
     from genai.train.launcher import train_local
 
     torch.set_num_threads(1)
     run_id = f"{dataset}-{family}-{loss}-s{seed}"
-    cfg = load_config(
-        RunConfig, data={**config(dataset, family, loss, seed), "train.run_id": run_id}
-    )
+    cfg = config(dataset, family, loss, seed, run_id)
     store = ArtifactStore(store_uri)
     start = time.process_time()
     trained = train_local(cfg, store)
@@ -118,19 +131,19 @@ def fit_and_judge(store_uri: str, dataset: str, family: str, loss: str, seed: in
     }
 
 
-def prepare_all(store_uri: str, datasets: list[str], seeds: int) -> None:
-    """Every dataset (and the digits feature network) once, in this process, before the pool."""
-    from genai.config import DataConfig
+def prepare_all(store_uri: str, jobs: list[tuple]) -> None:
+    """Every dataset the jobs train on (and its feature network) once, before the pool."""
     from genai.data.prepare import prepare
     from genai.evaluate.features import ensure_feature_net
     from genai.storage import ArtifactStore
 
     store = ArtifactStore(store_uri)
-    for dataset in datasets:
-        for seed in range(seeds):
-            n = None if dataset == "digits" else MIXTURE_ROWS
-            prepared = prepare(DataConfig(source=dataset, n=n, seed=seed), store)
-            ensure_feature_net(store, prepared.key)
+    done = set()
+    for _, dataset, family, loss, seed in jobs:
+        data = config(dataset, family, loss, seed).data
+        if data.model_dump_json() not in done:
+            done.add(data.model_dump_json())
+            ensure_feature_net(store, prepare(data, store).key)
 
 
 def mean_sd(values: list[float], digits: int = 2) -> str:
@@ -146,6 +159,17 @@ def budget(rows: list[dict]) -> str:
     return f"{shown}, batch {r['batch']}, width {r['width']} | {cpu:.0f}"
 
 
+def by_loss(results: list[dict], table: dict) -> list[tuple[str, str, list[dict], list[dict]]]:
+    """(family, loss, its rows, their metrics) in the table's order, for the losses measured."""
+    groups = []
+    for family, (_, names) in table.items():
+        for loss in names:
+            rows = [r for r in results if (r["family"], r["loss"]) == (family, loss)]
+            if rows:
+                groups.append((family, loss, rows, [r["metrics"] for r in rows]))
+    return groups
+
+
 def mixture_table(dataset: str, results: list[dict]) -> list[str]:
     lines = [
         f"### {dataset}",
@@ -155,17 +179,12 @@ def mixture_table(dataset: str, results: list[dict]) -> list[str]:
     ]
     for name, modes, hq, rkl in PUBLISHED[dataset]:
         lines.append(f"| {name} (PacGAN Table 1) | | {modes} | {hq} | {rkl} | | |")
-    for family, (_, losses) in LOSSES.items():
-        for loss in losses:
-            rows = [r for r in results if (r["family"], r["loss"]) == (family, loss)]
-            if not rows:
-                continue
-            m = [r["metrics"] for r in rows]
-            lines.append(
-                f"| {family} | {loss} | {mean_sd([x['modes'] for x in m])}"
-                f" | {mean_sd([100 * x['high_quality'] for x in m], 1)}"
-                f" | {mean_sd([x['reverse_kl'] for x in m], 3)} | {budget(rows)} |"
-            )
+    for family, loss, rows, m in by_loss(results, LOSSES):
+        lines.append(
+            f"| {family} | {loss} | {mean_sd([x['modes'] for x in m])}"
+            f" | {mean_sd([100 * x['high_quality'] for x in m], 1)}"
+            f" | {mean_sd([x['reverse_kl'] for x in m], 3)} | {budget(rows)} |"
+        )
     floor = results[0]["floors"]
     lines.append(
         f"| real train rows (floor) | | {floor['modes']:.0f} | {100 * floor['high_quality']:.1f}"
@@ -181,17 +200,12 @@ def digits_table(results: list[dict]) -> list[str]:
         "| family | loss | FID | KID | precision | recall | budget | CPU s (max) |",
         "|---|---|---:|---:|---:|---:|---|---:|",
     ]
-    for family, (_, losses) in DIGITS_LOSSES.items():
-        for loss in losses:
-            rows = [r for r in results if (r["family"], r["loss"]) == (family, loss)]
-            if not rows:
-                continue
-            m = [r["metrics"] for r in rows]
-            lines.append(
-                f"| {family} | {loss} | {mean_sd([x['fid'] for x in m], 1)}"
-                f" | {mean_sd([x['kid'] for x in m], 0)} | {mean_sd([x['precision'] for x in m])}"
-                f" | {mean_sd([x['recall'] for x in m])} | {budget(rows)} |"
-            )
+    for family, loss, rows, m in by_loss(results, DIGITS_LOSSES):
+        lines.append(
+            f"| {family} | {loss} | {mean_sd([x['fid'] for x in m], 1)}"
+            f" | {mean_sd([x['kid'] for x in m], 0)} | {mean_sd([x['precision'] for x in m])}"
+            f" | {mean_sd([x['recall'] for x in m])} | {budget(rows)} |"
+        )
     f = results[0]["floors"]
     lines.append(
         f"| real train rows (floor) | | {f['fid']:.1f} | {f['kid']:.0f} | {f['precision']:.2f}"
@@ -212,15 +226,14 @@ def main() -> None:
     families = args.families.split(",") if args.families else list(LOSSES)
     with tempfile.TemporaryDirectory() as tmp:
         store_uri = f"file://{tmp}/store"
-        prepare_all(store_uri, datasets, args.seeds)
         jobs = [
             (store_uri, d, fam, loss, seed)
             for d in datasets
             for fam in families
-            if fam in RECIPES["digits" if d == "digits" else "mixture"]
-            for loss in (DIGITS_LOSSES if d == "digits" else LOSSES)[fam][1]
+            for loss in losses(d, fam)[1]
             for seed in range(args.seeds)
         ]
+        prepare_all(store_uri, jobs)
         with ProcessPoolExecutor(args.jobs) as pool:
             futures = [pool.submit(fit_and_judge, *job) for job in jobs]
             results = []

@@ -31,7 +31,7 @@ COMMANDS = [
     "genai train configs/vae.yaml --set train.run_id=my-vae",
     "genai evaluate my-vae",
     "genai generate my-vae --n 64",
-    "genai sweep configs/vae.yaml --space tune_spaces/vae_loss_weights.yaml --trials 6",
+    "genai sweep configs/vae.yaml --space tune_spaces/vae_loss_weights.yaml --trials 6 --set train.epochs=10",
     "genai run",
     "genai run --json",
     "genai down",

@@ -1,7 +1,10 @@
 """An exponential moving average of a model's weights (Polyak averaging), used for sampling and
 evaluation when ``train.ema_decay`` is set: after every training step, for every floating-point
-tensor of the state dict, ``shadow <- decay * shadow + (1 - decay) * weight``; other tensors
-(step counters) are copied. The shadow starts from the initial weights.
+tensor of the state dict, ``shadow <- d * shadow + (1 - d) * weight``; other tensors (step
+counters) are copied. The shadow starts from the initial weights, and ``d`` warms up as in
+TensorFlow's ``ExponentialMovingAverage(num_updates=...)``: at the update after ``n`` earlier ones,
+``d = min(decay, (1 + n) / (10 + n))``, so a short run's average is not mostly its initial weights
+(at decay 0.999 the warm-up ends after ~9,000 updates).
 """
 
 from __future__ import annotations
@@ -12,29 +15,44 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+UPDATES = "_ema_updates"  # the update count's key in state_dict() (not a weight)
+
 
 class EMA:
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
+        self.updates = 0
         self.shadow: dict[str, Tensor] = {
             k: v.detach().clone() for k, v in model.state_dict().items()
         }
 
+    def rate(self) -> float:
+        """The decay the next update uses (the warm-up's, until it reaches ``decay``)."""
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        d = self.rate()
         for name, value in model.state_dict().items():
             shadow = self.shadow[name]
             if shadow.dtype.is_floating_point:
-                shadow.mul_(self.decay).add_(value.detach(), alpha=1 - self.decay)
+                shadow.mul_(d).add_(value.detach(), alpha=1 - d)
             else:
                 shadow.copy_(value)
+        self.updates += 1
 
     def state_dict(self) -> dict[str, Tensor]:
-        return self.shadow
+        return {**self.shadow, UPDATES: torch.tensor(self.updates)}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        """A checkpoint from before the warm-up existed has no count: it is taken as warmed up."""
         for name, value in state.items():
-            self.shadow[name].copy_(value)
+            if name == UPDATES:
+                self.updates = int(value)
+            else:
+                self.shadow[name].copy_(value)
+        if UPDATES not in state:
+            self.updates = 10 * round(1 / (1 - self.decay))
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module) -> Iterator[nn.Module]:

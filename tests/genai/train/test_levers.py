@@ -20,7 +20,8 @@ from genai.train.loop import FitData, fit, lr_factor
 
 
 def test_ema_matches_its_closed_form():
-    """shadow_n = d^n w_0 + (1 - d) sum_{t=1..n} d^(n-t) w_t for the weights w_t after step t."""
+    """shadow_n = prod_t d_t w_0 + sum_t (1 - d_t) prod_{s>t} d_s w_t, d_t = min(d, (1+t)/(10+t))
+    for the weights w_t after step t (t counted from 0 at the first update)."""
     model = nn.Linear(3, 2)
     d = 0.9
     ema = EMA(model, d)
@@ -31,11 +32,30 @@ def test_ema_matches_its_closed_form():
         weights.append(model.weight.detach().clone())
         ema.update(model)
     n = len(weights) - 1
-    expected = d**n * weights[0] + sum((1 - d) * d ** (n - t) * weights[t] for t in range(1, n + 1))
+    rates = [min(d, (1 + t) / (10 + t)) for t in range(n)]  # rates[t-1]: the update after step t
+    expected = math.prod(rates) * weights[0] + sum(
+        (1 - rates[t - 1]) * math.prod(rates[t:]) * weights[t] for t in range(1, n + 1)
+    )
     torch.testing.assert_close(ema.state_dict()["weight"], expected)
     with ema.applied(model):  # the averaged weights inside the block, the model's own after it
         torch.testing.assert_close(model.weight, expected)
     torch.testing.assert_close(model.weight, weights[-1])
+
+
+def test_ema_warm_up_reaches_the_decay_and_survives_a_checkpoint():
+    model = nn.Linear(3, 2)
+    ema = EMA(model, 0.999)
+    assert ema.rate() == pytest.approx(0.1)  # the first update: (1 + 0) / (10 + 0)
+    ema.updates = 8990
+    assert ema.rate() == pytest.approx(8991 / 9000)
+    ema.updates = 8991
+    assert ema.rate() == 0.999  # (1 + 8991) / (10 + 8991) > 0.999: the decay from here on
+    restored = EMA(model, 0.999)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.updates == 8991
+    old = {k: v for k, v in ema.state_dict().items() if k != "_ema_updates"}
+    restored.load_state_dict(old)  # a checkpoint from before the warm-up: taken as warmed up
+    assert restored.rate() == 0.999
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,47 @@
+"""Every shipped config and search space validates, and the quality benchmark's recipes are them."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from genai.config import PipelineConfig, RunConfig
+from genai.configfile import load_config, read_yaml
+from genai.pipeline import base_config
+from genai.tune.space import load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+
+
+def bench_quality():
+    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "bench" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_config_validates(path):
+    model = PipelineConfig if "sweep" in read_yaml(path) else RunConfig
+    cfg = load_config(model, path)
+    assert cfg.model.family in {"vae", "gan", "diffusion", "autoregressive"}
+    if isinstance(cfg, PipelineConfig):  # its search space fits its config
+        assert load_space(ROOT / cfg.sweep.space, base_config(cfg)).params
+
+
+def test_quality_recipes_are_shipped_configs_of_their_dataset_and_family():
+    quality = bench_quality()
+    datasets = {"ring8", "grid25", "digits"}
+    assert {d for d, _ in quality.RECIPES} == datasets
+    assert {f for _, f in quality.RECIPES} == set(quality.LOSSES)
+    for (dataset, family), path in quality.RECIPES.items():
+        assert (ROOT / path) in CONFIGS, path
+        for loss in quality.losses(dataset, family)[1]:
+            cfg = quality.config(dataset, family, loss, seed=2)
+            assert (cfg.data.source, cfg.model.family) == (dataset, family)
+            assert cfg.train.num_workers == 1 and cfg.train.seed == cfg.data.seed == 2
+            shipped = load_config(RunConfig, ROOT / path).train
+            assert cfg.train.batch_size == shipped.batch_size * shipped.num_workers

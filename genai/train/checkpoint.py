@@ -5,7 +5,8 @@ One file, ``state.pt`` (``torch.save`` of plain containers and tensors, so it lo
 
     {"format": 1, "epoch": last finished epoch, "history": [entry per epoch],
      "replicas": [{"seed", "model": state dict, "optimizers": {player: state dict}, "step",
-                   "ema": the weights' moving average (a state dict) or None}]}
+                   "ema": the weights' moving average (a state dict) or None,
+                   "ema_updates": its update count (the warm-up's clock) or None}]}
 
 A run's checkpoints are Ray Train's (``runs/{id}/checkpoints/epoch-NNNNN/state.pt``), a
 multi-worker trial's too (``sweeps/{id}/trials/{trial}/epoch-NNNNN/``), an in-process trial's are
@@ -43,6 +44,7 @@ def to_dict(state: FitState) -> dict[str, Any]:
                 "optimizers": {k: o.state_dict() for k, o in r.optimizers.items()},
                 "step": r.step,
                 "ema": r.ema.state_dict() if r.ema is not None else None,
+                "ema_updates": r.ema.updates if r.ema is not None else None,
             }
             for r in state.replicas
         ],
@@ -81,7 +83,7 @@ def restore(state: FitState, saved: dict[str, Any], unwrap: Callable) -> None:
             opt.load_state_dict(entry["optimizers"][player])
         replica.step = entry["step"]
         if replica.ema is not None and entry.get("ema") is not None:
-            replica.ema.load_state_dict(entry["ema"])
+            replica.ema.load_state_dict(entry["ema"], entry.get("ema_updates"))
     state.epoch, state.history = saved["epoch"], list(saved["history"])
 
 

@@ -15,8 +15,6 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-UPDATES = "_ema_updates"  # the update count's key in state_dict() (not a weight)
-
 
 class EMA:
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -42,17 +40,14 @@ class EMA:
         self.updates += 1
 
     def state_dict(self) -> dict[str, Tensor]:
-        return {**self.shadow, UPDATES: torch.tensor(self.updates)}
+        """The averaged weights: a model's state dict (the update count is ``updates``)."""
+        return self.shadow
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        """A checkpoint from before the warm-up existed has no count: it is taken as warmed up."""
+    def load_state_dict(self, state: dict[str, Tensor], updates: int | None = None) -> None:
+        """``updates`` None (a checkpoint from before the warm-up): taken as warmed up."""
         for name, value in state.items():
-            if name == UPDATES:
-                self.updates = int(value)
-            else:
-                self.shadow[name].copy_(value)
-        if UPDATES not in state:
-            self.updates = 10 * round(1 / (1 - self.decay))
+            self.shadow[name].copy_(value)
+        self.updates = updates if updates is not None else 10 * round(1 / (1 - self.decay))
 
     @contextlib.contextmanager
     def applied(self, model: nn.Module) -> Iterator[nn.Module]:

@@ -12,11 +12,11 @@ from torch import nn
 from genai.config import RunConfig, TrainConfig
 from genai.configfile import load_config
 from genai.data.sources import load_builtin
-from genai.models import DataSpec
+from genai.models import DataSpec, build_model
 from genai.strict import ConfigError
 from genai.train import checkpoint
 from genai.train.ema import EMA
-from genai.train.loop import FitData, fit, lr_factor
+from genai.train.loop import FitData, Session, fit, lr_factor
 
 
 def test_ema_matches_its_closed_form():
@@ -51,10 +51,10 @@ def test_ema_warm_up_reaches_the_decay_and_survives_a_checkpoint():
     ema.updates = 8991
     assert ema.rate() == 0.999  # (1 + 8991) / (10 + 8991) > 0.999: the decay from here on
     restored = EMA(model, 0.999)
-    restored.load_state_dict(ema.state_dict())
+    restored.load_state_dict(ema.state_dict(), ema.updates)
     assert restored.updates == 8991
-    old = {k: v for k, v in ema.state_dict().items() if k != "_ema_updates"}
-    restored.load_state_dict(old)  # a checkpoint from before the warm-up: taken as warmed up
+    assert set(restored.state_dict()) == set(model.state_dict())  # weights only: loads as a model
+    restored.load_state_dict(ema.state_dict())  # a checkpoint from before the warm-up: warmed up
     assert restored.rate() == 0.999
 
 
@@ -94,6 +94,16 @@ def gan(**train) -> RunConfig:
     return load_config(RunConfig, data={**data, **{f"train.{k}": v for k, v in train.items()}})
 
 
+class Restored(Session):
+    """This process, resuming from a saved state."""
+
+    def __init__(self, saved):
+        self.saved = saved
+
+    def restored(self):
+        return self.saved
+
+
 def test_the_loop_sets_each_step_s_rate_and_keeps_the_ema(ring8):
     cfg = gan(lr=0.002, lr_discriminator=0.004, betas=[0.0, 0.9], warmup_steps=3,
               schedule="cosine", min_lr_ratio=0.25, ema_decay=0.99)  # fmt: skip
@@ -111,6 +121,12 @@ def test_the_loop_sets_each_step_s_rate_and_keeps_the_ema(ring8):
     name = "generator.0.weight"
     torch.testing.assert_close(sampled[name], replica.ema.state_dict()[name])
     assert not torch.equal(sampled[name], replica.family.state_dict()[name])
+    fresh = build_model(cfg.model, dict(cfg.loss), ring8.spec)
+    fresh.load_state_dict(sampled)  # strict: the sampling weights are exactly a model's
+    assert saved["replicas"][0]["ema_updates"] == replica.ema.updates == 16
+    longer = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": 3})})
+    resumed = fit(longer, ring8, Restored(saved))
+    assert resumed.replicas[0].ema.updates == 24  # the warm-up's clock went on from 16
 
 
 def test_default_betas_by_family(ring8):

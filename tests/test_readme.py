@@ -124,7 +124,7 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
         elif command == "genai run":  # the default job, unmodified
             assert re.search(r"^pipeline demo-\w+", out, re.M), out
             assert re.search(r"^\s+fid\s+[\d.]+\s+[\d.]+$", out, re.M), out  # value and floor
-            assert "6 trials" in out and "(10 epochs)" in out
+            assert "6 trials" in out and "(40 epochs)" in out
             (summary,) = [k for k in store.list("pipelines") if k.endswith("summary.json")]
             saved = store.read_json(summary)
             assert saved["metrics"]["fid"] > saved["floors"]["fid"] > 0

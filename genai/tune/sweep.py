@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -139,9 +141,6 @@ def sweep(
     space: SearchSpace | None = None,
 ) -> SweepResult:
     """Run (or resume, or find finished) the sweep of ``cfg.space`` around ``base``."""
-    # Tune's default loggers add TensorBoard files nobody asked for (and a warning for every
-    # inf it is handed); the trial table comes from JsonLoggerCallback's result.json
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     space = space or load_space(cfg.space, base)  # every error here comes before Ray starts
     metric, mode = ranking(base, cfg)
     sweep_id = sweep_id_for(base, cfg.space, cfg)
@@ -155,6 +154,25 @@ def sweep(
         if done is not None:
             return done
         return _sweep(base, cfg, store, space, sweep_id, metric, mode, ray_address)
+
+
+@contextlib.contextmanager
+def without_default_loggers() -> Iterator[None]:
+    """Tune's default loggers add TensorBoard files nobody asked for (and a warning for every inf
+    they are handed); the trial table comes from JsonLoggerCallback's result.json. Tune reads the
+    switch from the environment, so it is set for this sweep only and restored after it."""
+    key, before = (
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
+        os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"),
+    )
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def _sweep(
@@ -216,33 +234,36 @@ def _sweep(
     )
     experiment = f"{path}/tune"
     start = time.perf_counter()
-    if tune.Tuner.can_restore(experiment, storage_filesystem=fs):
-        log.info("resuming sweep %s from %s", sweep_id, store.key_uri(layout.sweep_tune(sweep_id)))
-        tuner = tune.Tuner.restore(
-            experiment,
-            trainable,
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=False,
-            storage_filesystem=fs,
-        )
-    else:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={p.path: to_tune(p) for p in space.params},
-            tune_config=tune.TuneConfig(
-                metric="score",
-                mode=mode,
-                num_samples=cfg.trials,
-                scheduler=scheduler,
-                search_alg=make_search(cfg, space, concurrency),
-                # a trial's actor is not reused: Tune resets a reused actor only if the last
-                # trial's thread ends within 2 s, and a stopped wide trial's never does
-                reuse_actors=False,
-            ),
-            run_config=run_config,
-        )
-    grid = tuner.fit()
+    with without_default_loggers():
+        if tune.Tuner.can_restore(experiment, storage_filesystem=fs):
+            log.info(
+                "resuming sweep %s from %s", sweep_id, store.key_uri(layout.sweep_tune(sweep_id))
+            )
+            tuner = tune.Tuner.restore(
+                experiment,
+                trainable,
+                resume_unfinished=True,
+                resume_errored=False,
+                restart_errored=False,
+                storage_filesystem=fs,
+            )
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space={p.path: to_tune(p) for p in space.params},
+                tune_config=tune.TuneConfig(
+                    metric="score",
+                    mode=mode,
+                    num_samples=cfg.trials,
+                    scheduler=scheduler,
+                    search_alg=make_search(cfg, space, concurrency),
+                    # a trial's actor is not reused: Tune resets a reused actor only if the last
+                    # trial's thread ends within 2 s, and a stopped wide trial's never does
+                    reuse_actors=False,
+                ),
+                run_config=run_config,
+            )
+        grid = tuner.fit()
     table = trials_table(grid, space, epochs)
     store.write_table(layout.sweep_trials(sweep_id), table)
     rows = table.to_pylist()

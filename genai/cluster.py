@@ -119,6 +119,11 @@ def local_head(num_cpus: int | None = None, timeout: float = 120) -> tuple[str, 
         return address, True
 
 
+# `ray start --block` answers SIGTERM by draining its raylet and GCS for over 30 s on this machine
+# (measured), then the group is killed anyway; the head keeps no state a longer wait would save
+HEAD_GRACE_S = 5.0
+
+
 def stop_head() -> bool:
     """Stop the shared local Ray head, if one runs; whether one did. Like `ray stop`, forget it
     as the machine's current cluster, so no later ``ray.init()`` tries to join a dead head."""
@@ -129,7 +134,7 @@ def stop_head() -> bool:
 
     with daemon.locked(HEAD):
         state = daemon.read_state(HEAD, dead_too=True)
-        stopped = daemon.stop(HEAD)
+        stopped = daemon.stop(HEAD, timeout=HEAD_GRACE_S)
         if state is not None and read_ray_address() == state["address"]:
             reset_ray_address()
     return stopped

@@ -1,7 +1,7 @@
 """What a user runs is what the tests run: every `genai ...` line in README.md's code blocks runs
 here as written, with only a temporary `--store` added, in a fresh process, as a user types it.
 
-The README's sweep is the digits sweep of 6 two-worker trials (FID, ASHA) and its `genai run` is
+The README's sweep is the digits sweep of 6 in-process trials (FID, ASHA) and its `genai run` is
 the default job, unmodified; both are checked beyond their exit status. Adding a command to the
 README without adding it here fails `test_the_readme_shows_exactly_the_commands_run_here`.
 """
@@ -28,10 +28,10 @@ GENAI = str(Path(sys.executable).parent / "genai")
 
 COMMANDS = [
     "genai prepare --source digits",
-    "genai train configs/vae.yaml --set train.run_id=my-vae",
+    "genai train configs/vae.yaml --set train.run_id=my-vae --set train.epochs=40",
     "genai evaluate my-vae",
     "genai generate my-vae --n 64",
-    "genai sweep configs/vae.yaml --space tune_spaces/vae_loss_weights.yaml --trials 6 --set train.epochs=10",
+    "genai sweep configs/vae.yaml --space tune_spaces/vae_loss_weights.yaml --trials 6 --set train.epochs=10 --set train.num_workers=1",
     "genai run",
     "genai run --json",
     "genai down",
@@ -105,7 +105,7 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
             assert "prepared digits version" in out
         elif command.startswith("genai train"):
             result = store.read_json("runs/my-vae/result.json")
-            assert result["epochs"] == 10
+            assert result["epochs"] == 40
             assert store.read_json("runs/my-vae/config.json")["config"]["train"]["num_workers"] == 2
         elif command.startswith("genai evaluate"):
             metrics = store.read_table("evaluations/my-vae/metrics.parquet").to_pylist()
@@ -114,10 +114,10 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
         elif command.startswith("genai generate"):
             assert store.read_table("samples/my-vae/samples.parquet").num_rows == 64
             assert store.exists("samples/my-vae/grid.png")
-        elif command.startswith("genai sweep"):  # the digits sweep of 6 two-worker trials
+        elif command.startswith("genai sweep"):  # the digits sweep of 6 in-process trials
             (best,) = [k for k in store.list("sweeps") if k.endswith("/best.json")]
             rows = store.read_table(best.replace("best.json", "trials.parquet")).to_pylist()
-            assert len(rows) == 6 and all(r["workers"] == 2 for r in rows), rows
+            assert len(rows) == 6 and all(r["workers"] == 1 for r in rows), rows
             assert all(r["status"] != "failed" for r in rows), rows
             assert any(r["status"] == "stopped" for r in rows), "ASHA stopped none"
             assert all(r["fid"] > 0 for r in rows) and store.read_json(best)["metric"] == "fid"

@@ -35,12 +35,9 @@ def trials_of(store: ArtifactStore, sweep_id: str) -> list[dict]:
     return store.read_table(f"sweeps/{sweep_id}/trials.parquet").to_pylist()
 
 
-@pytest.mark.parametrize("backend", ["file", "s3"])
-def test_vae_loss_weight_sweep_on_digits(request, tmp_path, backend):
-    if backend == "file":
-        store = ArtifactStore(f"file://{tmp_path}/store")
-    else:
-        store = ArtifactStore(f"s3://{request.getfixturevalue('bucket')}/sw")
+def test_vae_loss_weight_sweep_on_digits(bucket):
+    """On S3; the README's digits sweep (tests/test_readme.py) is the file:// case."""
+    store = ArtifactStore(f"s3://{bucket}/sw")
     base = load_config(RunConfig, data=DIGITS_VAE)
     cfg = SweepConfig(
         space=str(ROOT / "tune_spaces/vae_loss_weights.yaml"), trials=6, grace_period=1

@@ -73,6 +73,7 @@ def epochs_recorded(store: ArtifactStore) -> list[int]:
     return [row["epoch"] for row in table if row["term"] == "epoch_s"]
 
 
+@pytest.mark.parametrize("uri", ["file"], indirect=True)  # the S3 lease: the killed holder below
 def test_two_identical_trains_at_once_both_finish_with_one_result(uri, prefect_server):
     store = ArtifactStore(uri)
     procs = [start(uri, prefect_server), start(uri, prefect_server)]
@@ -110,6 +111,7 @@ def test_no_wait_refuses_naming_the_holder(tmp_path, prefect_server):
     assert sorted(epochs_recorded(store)) == list(range(EPOCHS))
 
 
+@pytest.mark.parametrize("uri", ["s3"], indirect=True)  # the file lease: two trains at once above
 def test_a_killed_holder_is_taken_over_and_the_run_resumes(uri, prefect_server):
     store = ArtifactStore(uri)
     holder = start(uri, prefect_server, "--set", "train.epochs=40")

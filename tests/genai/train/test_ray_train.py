@@ -88,9 +88,8 @@ def test_keeps_only_the_last_k_checkpoints(tmp_path):
     assert kept == {"epoch-00002"}
 
 
-def test_resume_continues_and_matches_an_uninterrupted_run(bucket, tmp_path):
-    """On S3, where a cluster's checkpoints live (a resume reads them back from the store)."""
-    store = ArtifactStore(f"s3://{bucket}/genai")
+@pytest.mark.parametrize("store", ["s3"], indirect=True)  # where a cluster's checkpoints live
+def test_resume_continues_and_matches_an_uninterrupted_run(store, tmp_path):
     base = {"train.epochs": 4, "train.max_failures": 0, "train.seed": 3}
     stopped = run_config(**base, **{"train.run_id": "stopped"})
     with pytest.raises(TrainError, match="run stopped failed"):
@@ -107,8 +106,8 @@ def test_resume_continues_and_matches_an_uninterrupted_run(bucket, tmp_path):
     assert resumed.metrics["total"] == pytest.approx(straight.metrics["total"], rel=1e-5)
 
 
-def test_a_worker_dying_once_does_not_fail_the_run(tmp_path):
-    store = ArtifactStore(f"file://{tmp_path}/store")
+@pytest.mark.parametrize("store", ["file"], indirect=True)  # S3: test_trains_on_s3_with_two_workers
+def test_a_worker_dying_once_does_not_fail_the_run(store, tmp_path):
     marker = tmp_path / "died"
     cfg = run_config(**{"train.epochs": 3, "train.num_workers": 2, "train.max_failures": 1})
     result = train(cfg, store, hooks=[DieOnce(epoch=1, rank=1, marker=marker)])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -239,7 +240,9 @@ def main() -> None:
             for seed in range(args.seeds)
         ]
         prepare_all(store_uri, jobs)
-        with ProcessPoolExecutor(args.jobs) as pool:
+        # spawned, not forked: this process has Ray and torch threads running after prepare_all
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
             futures = [pool.submit(fit_and_judge, *job) for job in jobs]
             results = []
             for future in futures:

@@ -12,6 +12,11 @@ global permutation seeded by ``epoch_seed(seed, e)`` of which rank ``r`` trains 
 and the noise of its training steps comes from ``torch.manual_seed(epoch_seed(seed, e, r))``. So a
 config gives the same batches in-process and on one Ray worker, and a run resumed after epoch k
 replays exactly what an uninterrupted run would.
+
+Subnormal floats: a fit flushes them to zero on its thread (x86 FTZ/DAZ, what TensorFlow does
+by default on CPU). Late in training Adam's squared gradients and small activations fall below
+1.2e-38, where every CPU operation on them is 10-50x slower: measured on this loop, the ring8 VAE's
+epochs took 4.2-5.0 s without the flush and 2.4-2.5 s with it (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -67,6 +72,14 @@ def default_betas(family: GenerativeModel) -> tuple[float, float]:
     return (0.5, 0.9) if len(family.players) > 1 else (0.9, 0.999)
 
 
+def fusable(params: Sequence[Tensor]) -> bool:
+    """Adam's fused kernel (one per step for all tensors; on CPU 2-3x faster than the default
+    per-tensor loop for these models' sizes, bench/step_cost.py) where every tensor allows it."""
+    return bool(params) and all(
+        p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in params
+    )
+
+
 def make_optimizers(model: nn.Module, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
     """One Adam per player; a GAN's discriminator may have its own rate (TTUR)."""
     family = unwrap(model)
@@ -74,8 +87,9 @@ def make_optimizers(model: nn.Module, cfg: TrainConfig) -> dict[str, torch.optim
     out = {}
     for player in family.players:
         lr = cfg.lr_discriminator if player == "discriminator" and cfg.lr_discriminator else cfg.lr
+        params = list(family.player_parameters(player))
         out[player] = torch.optim.Adam(
-            family.player_parameters(player), lr=lr, betas=betas, weight_decay=cfg.weight_decay
+            params, lr=lr, betas=betas, weight_decay=cfg.weight_decay, fused=fusable(params)
         )
         for group in out[player].param_groups:
             group["base_lr"] = lr  # what lr_factor scales, saved with the optimiser's state
@@ -354,6 +368,7 @@ def fit(
     features: Any = None,
 ) -> FitState:
     """Train ``cfg`` for ``cfg.train.epochs`` (resuming from the session's checkpoint)."""
+    torch.set_flush_denormal(True)  # this thread and the threads it starts (see above)
     session = session or Session()
     seeds = list(seeds) if seeds is not None else [cfg.train.seed]
     state = FitState(build_replicas(cfg, data.spec, session, seeds, features))

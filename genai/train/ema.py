@@ -20,7 +20,8 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = decay
         self.updates = 0
-        self._cached: tuple[nn.Module, tuple[list[Tensor], ...]] | None = None
+        self._cached: tuple[nn.Module, tuple[list[Tensor], list[Tensor], list[str]]] | None
+        self._cached = None
         self.shadow: dict[str, Tensor] = {
             k: v.detach().clone() for k, v in model.state_dict().items()
         }
@@ -29,30 +30,37 @@ class EMA:
         """The decay the next update uses (the warm-up's, until it reaches ``decay``)."""
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
-    def _pairs(self, model: nn.Module) -> tuple[list[Tensor], ...]:
-        """(shadows, weights) of the floating-point tensors, (shadows, weights) of the others.
+    def _params(self, model: nn.Module) -> tuple[list[Tensor], list[Tensor], list[str]]:
+        """The parameters' shadows, the parameters, the buffers' names: built once per model.
 
-        Built once per model from its parameters and buffers themselves (``keep_vars``: a
-        ``load_state_dict`` copies into them, a ``.to()`` swaps their ``.data``, and both are
-        seen), so a step costs one fused lerp, not a state dict and two kernels per tensor."""
+        Parameters are kept as the objects themselves (``keep_vars``: a ``load_state_dict``
+        copies into them and a ``.to()`` swaps their ``.data``, both seen through the object), so
+        a step costs one fused lerp, not a state dict and two kernels per tensor. Buffers are
+        looked up by name at every update: a ``.to()`` replaces them with new objects."""
         if self._cached is None or self._cached[0] is not model:
-            groups: tuple[list[Tensor], ...] = ([], [], [], [])
+            shadows, params, buffers = [], [], []
             for name, value in model.state_dict(keep_vars=True).items():
-                shadow = self.shadow[name]
-                at = 0 if shadow.dtype.is_floating_point else 2
-                groups[at].append(shadow)
-                groups[at + 1].append(value)
-            self._cached = (model, groups)
+                if isinstance(value, nn.Parameter) and value.dtype.is_floating_point:
+                    shadows.append(self.shadow[name])
+                    params.append(value)
+                else:
+                    buffers.append(name)
+            self._cached = (model, (shadows, params, buffers))
         return self._cached[1]
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         d = self.rate()
-        shadows, weights, others, counters = self._pairs(model)
+        shadows, params, buffers = self._params(model)
         if shadows:  # shadow + (1 - d) (w - shadow) = d shadow + (1 - d) w
-            torch._foreach_lerp_(shadows, weights, 1 - d)
-        for shadow, value in zip(others, counters, strict=True):
-            shadow.copy_(value)
+            torch._foreach_lerp_(shadows, params, 1 - d)
+        for name in buffers:
+            module, _, attr = name.rpartition(".")
+            shadow, value = self.shadow[name], getattr(model.get_submodule(module), attr)
+            if shadow.dtype.is_floating_point:
+                shadow.lerp_(value, 1 - d)
+            else:
+                shadow.copy_(value)
         self.updates += 1
 
     def state_dict(self) -> dict[str, Tensor]:

@@ -13,10 +13,12 @@ and the noise of its training steps comes from ``torch.manual_seed(epoch_seed(se
 config gives the same batches in-process and on one Ray worker, and a run resumed after epoch k
 replays exactly what an uninterrupted run would.
 
-Subnormal floats: a fit flushes them to zero on its thread (x86 FTZ/DAZ, what TensorFlow does
-by default on CPU). Late in training Adam's squared gradients and small activations fall below
-1.2e-38, where every CPU operation on them is 10-50x slower: measured on this loop, the ring8 VAE's
-epochs took 4.2-5.0 s without the flush and 2.4-2.5 s with it (docs/BENCHMARKS.md).
+Subnormal floats: while it runs, a fit flushes them to zero on its thread and the threads started
+from it (x86 FTZ/DAZ, what TensorFlow does by default on CPU; torch's intra-op pool, if an earlier
+parallel op already started it, keeps its own setting: one-thread Ray workers and trials have
+none). Late in training Adam's squared gradients and small activations fall below 1.2e-38, where
+every CPU operation on them is 10-50x slower: measured on this loop, the ring8 VAE's epochs took
+4.2-5.0 s without the flush and 2.4-2.5 s with it (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -358,6 +360,17 @@ def run_epoch(cfg: RunConfig, state: FitState, epoch: int, data: FitData, sessio
     return {"epoch": epoch, **entry}
 
 
+@contextlib.contextmanager
+def subnormals_flushed() -> Iterator[None]:
+    """Subnormal floats flushed to zero on this thread inside the block (see the module's
+    docstring), off again after it: torch's default, which nothing here changes otherwise."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def fit(
     cfg: RunConfig,
     data: FitData,
@@ -368,24 +381,24 @@ def fit(
     features: Any = None,
 ) -> FitState:
     """Train ``cfg`` for ``cfg.train.epochs`` (resuming from the session's checkpoint)."""
-    torch.set_flush_denormal(True)  # this thread and the threads it starts (see above)
-    session = session or Session()
-    seeds = list(seeds) if seeds is not None else [cfg.train.seed]
-    state = FitState(build_replicas(cfg, data.spec, session, seeds, features))
-    saved = session.restored()
-    if saved is not None:
-        checkpoint.restore(state, saved, unwrap)
-        session.resumed(state)
-    for hook in hooks:
-        hook.setup(cfg, session, data)
-    for epoch in range(state.epoch + 1, cfg.train.epochs):
-        entry = run_epoch(cfg, state, epoch, data, session)
-        ctx = EpochContext(cfg, session, state, epoch, entry)
+    with subnormals_flushed():
+        session = session or Session()
+        seeds = list(seeds) if seeds is not None else [cfg.train.seed]
+        state = FitState(build_replicas(cfg, data.spec, session, seeds, features))
+        saved = session.restored()
+        if saved is not None:
+            checkpoint.restore(state, saved, unwrap)
+            session.resumed(state)
         for hook in hooks:
-            entry.update(hook.on_epoch(ctx))
-        state.epoch = epoch
-        state.history.append(entry)
-        session.report(entry, state)
-        for hook in hooks:
-            hook.on_report(ctx)
-    return state
+            hook.setup(cfg, session, data)
+        for epoch in range(state.epoch + 1, cfg.train.epochs):
+            entry = run_epoch(cfg, state, epoch, data, session)
+            ctx = EpochContext(cfg, session, state, epoch, entry)
+            for hook in hooks:
+                entry.update(hook.on_epoch(ctx))
+            state.epoch = epoch
+            state.history.append(entry)
+            session.report(entry, state)
+            for hook in hooks:
+                hook.on_report(ctx)
+        return state

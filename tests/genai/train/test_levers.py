@@ -16,7 +16,7 @@ from genai.models import DataSpec, build_model
 from genai.strict import ConfigError
 from genai.train import checkpoint
 from genai.train.ema import EMA
-from genai.train.loop import FitData, Session, fit, lr_factor
+from genai.train.loop import FitData, Hook, Session, fit, lr_factor
 
 
 def test_ema_matches_its_closed_form():
@@ -56,6 +56,49 @@ def test_ema_warm_up_reaches_the_decay_and_survives_a_checkpoint():
     assert set(restored.state_dict()) == set(model.state_dict())  # weights only: loads as a model
     restored.load_state_dict(ema.state_dict())  # a checkpoint from before the warm-up: warmed up
     assert restored.rate() == 0.999
+
+
+def test_ema_follows_buffers_a_to_replaces_and_parameters_it_converts():
+    """Parameters are cached once; buffers are read by name at every update, since ``.to()``
+    replaces buffers with new objects (and swaps a parameter's ``.data`` in place)."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = EMA(model, 0.5)
+    ema.update(model)  # caches the parameters
+    ema.updates = 100  # past the warm-up: every update uses d = 0.5
+    model._apply(lambda t: t.clone())  # what .to(device) does: new buffers, parameters' new data
+    with torch.no_grad():
+        model[0].weight.fill_(2.0)
+        model[1].running_mean.fill_(4.0)
+        model[1].num_batches_tracked.fill_(7)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    ema.update(model)
+    shadow = ema.state_dict()
+    torch.testing.assert_close(shadow["0.weight"], 0.5 * before["0.weight"] + 1.0)
+    torch.testing.assert_close(shadow["1.running_mean"], 0.5 * before["1.running_mean"] + 2.0)
+    assert int(shadow["1.num_batches_tracked"]) == 7
+
+
+class Subnormals(Hook):
+    """Whether a float32 subnormal survives arithmetic on this thread, inside the fit."""
+
+    seen: list[bool]
+
+    def on_epoch(self, ctx) -> dict:
+        self.seen.append(subnormal_survives())
+        return {}
+
+
+def subnormal_survives() -> bool:
+    return float(torch.tensor([1e-39], dtype=torch.float32).mul(1.0)) != 0.0
+
+
+def test_a_fit_flushes_subnormals_and_leaves_them_alone_after(ring8):
+    assert subnormal_survives()  # torch's default: IEEE subnormals
+    hook = Subnormals()
+    hook.seen = []
+    fit(gan(epochs=1), ring8, hooks=[hook])
+    assert hook.seen == [False]  # flushed to zero inside the fit (FTZ/DAZ)
+    assert subnormal_survives()  # and off again after it
 
 
 @pytest.mark.parametrize(

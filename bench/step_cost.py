@@ -62,7 +62,6 @@ def legacy_loop():
         yield
     finally:
         loop.fusable, ema_module.EMA.update, torch.set_flush_denormal = fusable, update, flush
-        flush(False)  # the next fit sets its own mode
 
 
 class _Stop(Exception):

@@ -371,6 +371,7 @@ def subnormals_flushed() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
+@subnormals_flushed()  # a context manager as a decorator: fresh for every call
 def fit(
     cfg: RunConfig,
     data: FitData,
@@ -381,24 +382,23 @@ def fit(
     features: Any = None,
 ) -> FitState:
     """Train ``cfg`` for ``cfg.train.epochs`` (resuming from the session's checkpoint)."""
-    with subnormals_flushed():
-        session = session or Session()
-        seeds = list(seeds) if seeds is not None else [cfg.train.seed]
-        state = FitState(build_replicas(cfg, data.spec, session, seeds, features))
-        saved = session.restored()
-        if saved is not None:
-            checkpoint.restore(state, saved, unwrap)
-            session.resumed(state)
+    session = session or Session()
+    seeds = list(seeds) if seeds is not None else [cfg.train.seed]
+    state = FitState(build_replicas(cfg, data.spec, session, seeds, features))
+    saved = session.restored()
+    if saved is not None:
+        checkpoint.restore(state, saved, unwrap)
+        session.resumed(state)
+    for hook in hooks:
+        hook.setup(cfg, session, data)
+    for epoch in range(state.epoch + 1, cfg.train.epochs):
+        entry = run_epoch(cfg, state, epoch, data, session)
+        ctx = EpochContext(cfg, session, state, epoch, entry)
         for hook in hooks:
-            hook.setup(cfg, session, data)
-        for epoch in range(state.epoch + 1, cfg.train.epochs):
-            entry = run_epoch(cfg, state, epoch, data, session)
-            ctx = EpochContext(cfg, session, state, epoch, entry)
-            for hook in hooks:
-                entry.update(hook.on_epoch(ctx))
-            state.epoch = epoch
-            state.history.append(entry)
-            session.report(entry, state)
-            for hook in hooks:
-                hook.on_report(ctx)
-        return state
+            entry.update(hook.on_epoch(ctx))
+        state.epoch = epoch
+        state.history.append(entry)
+        session.report(entry, state)
+        for hook in hooks:
+            hook.on_report(ctx)
+    return state

@@ -81,7 +81,8 @@ def test_ema_follows_buffers_a_to_replaces_and_parameters_it_converts():
 class Subnormals(Hook):
     """Whether a float32 subnormal survives arithmetic on this thread, inside the fit."""
 
-    seen: list[bool]
+    def __init__(self) -> None:
+        self.seen: list[bool] = []
 
     def on_epoch(self, ctx) -> dict:
         self.seen.append(subnormal_survives())
@@ -95,7 +96,6 @@ def subnormal_survives() -> bool:
 def test_a_fit_flushes_subnormals_and_leaves_them_alone_after(ring8):
     assert subnormal_survives()  # torch's default: IEEE subnormals
     hook = Subnormals()
-    hook.seen = []
     fit(gan(epochs=1), ring8, hooks=[hook])
     assert hook.seen == [False]  # flushed to zero inside the fit (FTZ/DAZ)
     assert subnormal_survives()  # and off again after it

@@ -188,8 +188,16 @@ def test_five_launches_at_once_queue_and_all_complete(prefect_api, served):
     assert [r["state"]["type"] for r in finished] == ["COMPLETED"] * 5, finished
     spans = sorted((r["start_time"], r["end_time"]) for r in finished)
     assert all(end <= nxt for (_, end), (nxt, _) in zip(spans, spans[1:], strict=False)), spans
-    states = api("GET", f"{prefect_api}/flow_run_states/", params={"flow_run_id": ids[-1]}).json()
-    assert "AwaitingConcurrencySlot" in {s["name"] for s in states}  # it queued, not clashed
+    # some run queued rather than clashed; which one depends on when the runner's poll saw the
+    # burst (a run picked up after the others finished finds the slot free: CI saw that once)
+    queued = [
+        {
+            s["name"]
+            for s in api("GET", f"{prefect_api}/flow_run_states/", params={"flow_run_id": i}).json()
+        }
+        for i in ids
+    ]
+    assert any("AwaitingConcurrencySlot" in names for names in queued), queued
     store = ArtifactStore(f"file://{served['store']}")
     (summary,) = [k for k in store.list("pipelines") if "/burst-" in k]
     run_id = store.read_json(summary)["best_run"]["run_id"]

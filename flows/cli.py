@@ -249,6 +249,9 @@ def sweep(
     search: str = typer.Option(None, help="random | optuna"),
     scheduler: str = typer.Option(None, help="asha | fifo"),
     repeats: int = typer.Option(None, help="seeds per sampled config; ranked by the mean"),
+    judge_every: int = typer.Option(
+        None, help="epochs between a trial's judgments (default 1; the last is always judged)"
+    ),
     metric: str = typer.Option(
         None, help="the evaluate metric to rank by, e.g. high_quality (default fid or mmd2)"
     ),
@@ -267,7 +270,7 @@ def sweep(
 
     run = load_config(RunConfig, config, overrides=overrides or ())
     given = {"space": str(space), "trials": trials, "search": search, "scheduler": scheduler}
-    given |= {"repeats": repeats, "metric": metric}
+    given |= {"repeats": repeats, "metric": metric, "judge_every": judge_every}
     cfg = load_config(
         SweepConfig, data={k: v for k, v in given.items() if v is not None}, prefix="sweep"
     )

@@ -260,6 +260,12 @@ class SweepConfig(StrictModel):
     search: Literal["random", "optuna"] = "random"
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, gt=0, description="epochs before ASHA may stop a trial")
+    judge_every: int = Field(
+        1,
+        gt=0,
+        description="epochs between a trial's judgments (sample and score); the last epoch is"
+        " always judged, and only judged epochs are reported to Tune and ASHA",
+    )
     reduction_factor: int = Field(2, gt=1)
     repeats: int = Field(1, gt=0, description="seeds per sampled config; ranked by the mean")
     max_concurrent: int | None = Field(None, gt=0, description="None: what the cluster holds")

@@ -73,9 +73,12 @@ class RayTrainSession(Session):
     def resumed(self, state: FitState) -> None:
         if self.replay:
             for entry in state.history:  # every rank: each report is a barrier
-                ray.train.report(entry)
+                if entry.get("judged") is not False:
+                    ray.train.report(entry)
 
     def report(self, entry: dict[str, Any], state: FitState) -> None:
+        if entry.get("judged") is False:  # a trial's epoch between judgments (TrialJudge)
+            return
         if self.rank != 0:
             ray.train.report(entry)  # every rank reports: Ray Train's barrier
             return

@@ -40,7 +40,12 @@ def sweep_id_for(base: RunConfig, space_path: str, cfg: SweepConfig) -> str:
     payload = {
         "base": base.model_dump(mode="json"),
         "space": Path(space_path).read_text(),
-        "sweep": cfg.model_dump(mode="json", exclude={"space", "max_concurrent"}),
+        # judge_every added later: at its default it leaves earlier sweeps' ids as they were
+        "sweep": cfg.model_dump(
+            mode="json",
+            exclude={"space", "max_concurrent"}
+            | ({"judge_every"} if cfg.judge_every == 1 else set()),
+        ),
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     return f"{Path(space_path).stem}-{digest}"

@@ -60,6 +60,12 @@ class SearchSpace:
     path: str
     params: tuple[Param, ...]
 
+    @property
+    def grid_size(self) -> int:
+        """How many configs each sample expands to: Tune runs every combination of the `grid`
+        parameters once per sample (1 when there are none)."""
+        return math.prod(len(p.args) for p in self.params if p.kind == "grid")
+
     def grid(self) -> list[dict[str, Any]]:
         """Every combination of a fully discrete space (for the grid baseline)."""
         values = [p.grid_values for p in self.params]

@@ -206,6 +206,7 @@ def _sweep(
         "dataset_key": prepared.key,
         "repeats": cfg.repeats,
         "metric": metric,
+        "judge_every": cfg.judge_every,
     }
     # a driver asks for memory only: Tune needs some resource in a trial's first bundle
     driver = {"cpu": 1} if workers == 1 else {"cpu": 0, "memory": DRIVER_MEMORY}
@@ -229,7 +230,10 @@ def _sweep(
         failure_config=tune.FailureConfig(max_failures=0),
         # 2, not 1: the experiment snapshot may name the previous checkpoint when a driver dies
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        callbacks=[Progress(cfg.trials, base.train.epochs, metric, mode), JsonLoggerCallback()],
+        callbacks=[
+            Progress(cfg.trials * space.grid_size, base.train.epochs, metric, mode),
+            JsonLoggerCallback(),
+        ],
         verbose=0,
     )
     experiment = f"{path}/tune"

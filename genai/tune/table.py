@@ -30,7 +30,8 @@ def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
         history = frame.to_dict("records") if frame is not None and len(frame) else []
         # one score per epoch: a trial restored from an older checkpoint after its driver died
         # reports an epoch again (with the same numbers: epochs are seeded), keep the last; an
-        # epoch whose report the dead driver never saw (a wide trial checkpoints first) is NaN
+        # epoch whose report the dead driver never saw (a wide trial checkpoints first), or that
+        # was not judged (sweep.judge_every), is NaN
         by_epoch = {int(h["epoch"]): float(h["score"]) for h in history if "score" in h}
         done = max(by_epoch) + 1 if by_epoch else 0
         scores = [by_epoch.get(e, math.nan) for e in range(done)]

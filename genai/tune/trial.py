@@ -1,4 +1,6 @@
-"""One sweep trial: the one training core plus a hook that judges every epoch.
+"""One sweep trial: the one training core plus a hook that judges every epoch (or every
+``sweep.judge_every`` epochs and the last: sampling a long diffusion chain costs more than an
+epoch).
 
 Training losses of different kinds (a BCE reconstruction, a hinge game, a noise MSE) are not
 comparable, so a trial reports ``score``: a metric of :class:`genai.evaluate.judge.Judge` against
@@ -34,16 +36,23 @@ from genai.train.loop import EpochContext, FitData, FitState, Hook, Session, fit
 from genai.tune.space import trial_config
 
 SCORE_SAMPLES = 500
+JUDGED = "judged"  # False in an epoch's entry: not judged, so not reported to Tune
 
 
 class TrialJudge(Hook):
-    """Every epoch, rank 0 samples each replica and judges it against the validation split."""
+    """Every ``every`` epochs and at the last, rank 0 samples each replica and judges it
+    against the validation split (``sweep.judge_every``)."""
 
     def __init__(
-        self, store_uri: str, dataset_key: str, metric: str, n_samples: int = SCORE_SAMPLES
+        self,
+        store_uri: str,
+        dataset_key: str,
+        metric: str,
+        n_samples: int = SCORE_SAMPLES,
+        every: int = 1,
     ):
         self.store_uri, self.dataset_key, self.metric = store_uri, dataset_key, metric
-        self.n_samples = n_samples
+        self.n_samples, self.every = n_samples, every
         self.judge: Judge | None = None
 
     def setup(self, cfg: RunConfig, session: Session, data: FitData) -> None:
@@ -58,7 +67,11 @@ class TrialJudge(Hook):
             "seeds": ",".join(str(r.seed) for r in replicas),
             "workers": ctx.session.world,
         }
-        if self.judge is None:  # ranks > 0: Tune takes rank 0's report
+        # judged every `every` epochs and at the last; the epochs between are not reported to
+        # Tune (every rank decides alike: each report is a barrier in a wide trial)
+        last = ctx.epoch == ctx.cfg.train.epochs - 1
+        out[JUDGED] = last or (ctx.epoch + 1) % self.every == 0
+        if self.judge is None or not out[JUDGED]:  # ranks > 0: Tune takes rank 0's report
             return out
         judged = []
         for r in replicas:
@@ -96,6 +109,8 @@ class TuneSession(Session):
             return checkpoint.load(directory)
 
     def report(self, entry: dict[str, Any], state: FitState) -> None:
+        if entry.get(JUDGED) is False:
+            return
         last = state.epoch == self.epochs - 1
         if not last and time.monotonic() - self.saved_at < CHECKPOINT_EVERY_S:
             tune.report(entry)
@@ -117,7 +132,7 @@ def run_trial(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
     cfg: RunConfig = trial_config(RunConfig.model_validate(ctx["base"]), params)
     store = ArtifactStore(ctx["store"], check=False)
     seeds = trial_seeds(cfg, ctx["repeats"])
-    hooks = [TrialJudge(store.uri, ctx["dataset_key"], ctx["metric"])]
+    hooks = [TrialJudge(store.uri, ctx["dataset_key"], ctx["metric"], every=ctx["judge_every"])]
     if cfg.train.num_workers > 1:
         run_wide_trial(cfg, store, ctx, seeds, hooks)
         return

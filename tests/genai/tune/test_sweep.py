@@ -17,6 +17,7 @@ from genai.configfile import load_config
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
 from genai.train import checkpoint
+from genai.tune.record import sweep_id_for
 from genai.tune.sweep import sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
@@ -88,23 +89,47 @@ def test_a_diverging_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path)
 
 def test_trials_on_two_ray_train_workers_each(tmp_path):
     """train.num_workers 2: each trial drives a TorchTrainer (DDP on 2 workers) and Tune gets
-    rank 0's per-epoch score through TuneReportCallback; a diverging one fails with its cause."""
+    rank 0's score through TuneReportCallback; a diverging one fails with its cause. Judged every
+    2 epochs and at the last: the epoch between is neither reported nor checkpointed."""
     space = tmp_path / "space.yaml"
     space.write_text("train.lr: {grid: [0.001, 1.0e+12]}\n")
     store = ArtifactStore(f"file://{tmp_path}/store")
     base = load_config(
         RunConfig,
-        data={**RING_GAN, "train.epochs": 2, "train.num_workers": 2, "train.grad_clip": None},
+        data={**RING_GAN, "train.epochs": 3, "train.num_workers": 2, "train.grad_clip": None},
     )
-    result = sweep(base, SweepConfig(space=str(space), trials=1, scheduler="fifo"), store)
+    cfg = SweepConfig(space=str(space), trials=1, scheduler="fifo", judge_every=2)
+    result = sweep(base, cfg, store)
     rows = {r["train.lr"]: r for r in trials_of(store, result.sweep_id)}
     good, bad = rows[0.001], rows[1e12]
-    assert good["status"] == "finished" and good["workers"] == 2
-    assert len(good["score_by_epoch"]) == 2 and all(s > 0 for s in good["score_by_epoch"])
+    assert good["status"] == "finished" and good["workers"] == 2 and good["epochs"] == 3
+    first, *judged = good["score_by_epoch"]
+    assert math.isnan(first) and len(judged) == 2 and all(s > 0 for s in judged)
     assert bad["status"] == "failed" and "FloatingPointError" in bad["error"]
     checkpoints = [k for k in store.list(f"sweeps/{result.sweep_id}/trials") if "epoch-" in k]
-    assert any("epoch-00001" in k for k in checkpoints)  # in the store, for every node to read
+    assert any("epoch-00002" in k for k in checkpoints)  # in the store, for every node to read
+    assert not any("epoch-00000" in k for k in checkpoints)  # not judged: not reported
     assert result.best["params"]["train.lr"] == 0.001
+
+
+def test_in_process_trials_judged_every_n_epochs_and_at_the_last(tmp_path):
+    """sweep.judge_every 2 over 5 epochs: judged after epochs 2, 4 and 5; ASHA (grace 1) acts on
+    the judged epochs only; the sweep's id is its own."""
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {grid: [0.001, 0.002]}\n")
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    base = load_config(RunConfig, data={**RING_GAN, "train.epochs": 5})
+    cfg = SweepConfig(space=str(space), trials=1, judge_every=2)
+    result = sweep(base, cfg, store)
+    rows = trials_of(store, result.sweep_id)
+    assert len(rows) == 2
+    for row in rows:
+        scores = row["score_by_epoch"]
+        assert [math.isnan(s) for s in scores] == [True, False, True, False, False][: len(scores)]
+        assert row["epochs"] in (2, 4, 5) and row["score"] == scores[-1]
+    assert any(r["status"] == "finished" for r in rows)
+    every_epoch = sweep_id_for(base, str(space), cfg.model_copy(update={"judge_every": 1}))
+    assert result.sweep_id != every_epoch
 
 
 def test_a_sweep_wider_than_the_cluster_fails_before_tune(tmp_path):
@@ -123,6 +148,7 @@ from genai.cluster import ensure_ray
 from genai.config import RunConfig, SweepConfig
 from genai.configfile import load_config
 from genai.storage import ArtifactStore
+from genai.tune.record import sweep_id_for
 from genai.tune.sweep import sweep
 ensure_ray(num_cpus=2)
 base = load_config(RunConfig, data={data!r})

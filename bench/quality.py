@@ -10,7 +10,8 @@ mixtures (modes captured, high-quality share, reverse KL), 500 for digits (FID, 
 recall in the domain feature network's space). Every row states its budget: steps, batch, width,
 and the CPU seconds its training took (at most 120).
 
-    .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--out q.md]
+    .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--families gan,vae]
+        [--losses hinge,bce] [--out q.md]
 """
 
 from __future__ import annotations
@@ -226,10 +227,12 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="models fitted at once (1 CPU each)")
     ap.add_argument("--only", choices=["ring8", "grid25", "digits"], action="append")
     ap.add_argument("--families", help="comma-separated families (default: all)")
+    ap.add_argument("--losses", help="comma-separated losses to keep (default: every one allowed)")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = ap.parse_args()
     datasets = args.only or ["ring8", "grid25", "digits"]
     families = args.families.split(",") if args.families else list(LOSSES)
+    keep = set(args.losses.split(",")) if args.losses else None
     with tempfile.TemporaryDirectory() as tmp:
         store_uri = f"file://{tmp}/store"
         jobs = [
@@ -237,6 +240,7 @@ def main() -> None:
             for d in datasets
             for fam in families
             for loss in losses(d, fam)[1]
+            if keep is None or loss in keep
             for seed in range(args.seeds)
         ]
         prepare_all(store_uri, jobs)

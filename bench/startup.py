@@ -15,8 +15,9 @@ timestamps of the progress lines in the command's log:
 * train start-up: Ray Train's controller and worker group, until the first epoch's line;
 * per-epoch and finish: reports, checkpoints, the result, Prefect's final states.
 
-Also the re-runs of a finished `genai train`, `genai sweep` and `genai run` (answered from the
-store) and `python -c "import flows.cli"` alone.
+Also Ray Train's own floor on the warm Ray (a bare TorchTrainer: 1 and 2 workers, a gloo group,
+one report, no model, no data), the re-runs of a finished `genai train`, `genai sweep` and
+`genai run` (answered from the store) and `python -c "import flows.cli"` alone.
 """
 
 from __future__ import annotations
@@ -93,6 +94,39 @@ def breakdown(proc, wall: float, began: float, store: str) -> dict[str, float]:
     }
 
 
+FLOOR = """
+import sys, time
+from genai.cluster import ensure_ray, local_head
+ensure_ray(local_head()[0])
+import ray.train
+from ray.train.torch import TorchTrainer
+
+def loop():
+    ray.train.report({"done": 1})
+
+for workers in (1, 2):
+    t = time.perf_counter()
+    TorchTrainer(
+        loop,
+        scaling_config=ray.train.ScalingConfig(num_workers=workers),
+        run_config=ray.train.RunConfig(storage_path=sys.argv[1], name=f"floor-{workers}"),
+    ).fit()
+    print(workers, time.perf_counter() - t, flush=True)
+"""
+
+
+def floor(env: dict[str, str], storage: str) -> dict[int, float]:
+    """Ray Train's own start-up on the warm Ray: a bare TorchTrainer (gloo group, one report,
+    no torch model, no data) with 1 and 2 workers, timed around fit() in a fresh process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FLOOR, storage], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"bare TorchTrainer failed:\n{proc.stderr[-3000:]}")
+    rows = [line.split() for line in proc.stdout.splitlines() if line[:1].isdigit()]
+    return {int(w): float(s) for w, s in rows}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
@@ -102,6 +136,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-c", "import flows.cli"], cwd=ROOT, check=True)
         imports = time.perf_counter() - t
         cold, warm, rerun = [], [], {"train": [], "sweep": [], "run": []}
+        bare: list[dict[int, float]] = []
         for r in range(args.repeats):
             home = f"{tmp}/home{r}"
             env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -115,6 +150,7 @@ def main() -> None:
                 seeded = [*TRAIN, "--set", "train.seed=1", "--store", store, "--json"]
                 proc, wall = genai(seeded, env)
                 warm.append(breakdown(proc, wall, began, store))
+                bare.append(floor(env, f"{tmp}/floor{r}"))
                 rerun["train"].append(genai([*TRAIN, "--store", store], env)[1])
                 tiny = ["--set", "train.epochs=1", "--trials", "2", "--set", "train.num_workers=1"]
                 sweep = [
@@ -139,10 +175,15 @@ def main() -> None:
     print("| | cold s | warm s |\n|---|---:|---:|")
     for key in ["wall_s", "work_s", "dataset_prepare_s", *keys]:
         print(f"| {key} | {med(cold, key):.2f} | {med(warm, key):.2f} |")
+    for workers in (1, 2):
+        seconds = statistics.median(b[workers] for b in bare)
+        print(f"bare TorchTrainer.fit(), {workers} worker(s), warm Ray: {seconds:.2f} s")
     print(f"\n`import flows.cli`: {imports:.2f} s")
     for name, times in rerun.items():
         print(f"re-run of a finished `genai {name}`: {statistics.median(times):.2f} s")
-    print(json.dumps({"cold": cold, "warm": warm, "rerun": rerun, "imports_s": imports}))
+    print(
+        json.dumps({"cold": cold, "warm": warm, "bare": bare, "rerun": rerun, "imports_s": imports})
+    )
 
 
 if __name__ == "__main__":

@@ -185,6 +185,12 @@ class Session:
         """Hand the epoch's entry (and, from rank 0, a checkpoint of ``state``) on."""
 
 
+# a hook may set this to False in an epoch's entry: the epoch stays in the history but is not
+# handed to the session (no report, no checkpoint); every rank must decide alike (a sweep trial
+# judged every N epochs, genai.tune.trial.TrialJudge)
+REPORTED = "judged"
+
+
 @dataclass
 class EpochContext:
     cfg: RunConfig
@@ -398,7 +404,8 @@ def fit(
             entry.update(hook.on_epoch(ctx))
         state.epoch = epoch
         state.history.append(entry)
-        session.report(entry, state)
+        if entry.get(REPORTED) is not False:
+            session.report(entry, state)
         for hook in hooks:
             hook.on_report(ctx)
     return state

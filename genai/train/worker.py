@@ -21,7 +21,7 @@ from genai.data.dataset import read_manifest, read_split
 from genai.models import DataSpec, GenerativeModel
 from genai.storage import ArtifactStore
 from genai.train import checkpoint
-from genai.train.loop import FitData, FitState, Session, fit
+from genai.train.loop import REPORTED, FitData, FitState, Session, fit
 
 
 def load_fit_data(store: ArtifactStore, dataset_key: str, rank: int = 0, world: int = 1) -> FitData:
@@ -73,12 +73,10 @@ class RayTrainSession(Session):
     def resumed(self, state: FitState) -> None:
         if self.replay:
             for entry in state.history:  # every rank: each report is a barrier
-                if entry.get("judged") is not False:
+                if entry.get(REPORTED) is not False:  # as fit() left them unreported
                     ray.train.report(entry)
 
     def report(self, entry: dict[str, Any], state: FitState) -> None:
-        if entry.get("judged") is False:  # a trial's epoch between judgments (TrialJudge)
-            return
         if self.rank != 0:
             ray.train.report(entry)  # every rank reports: Ray Train's barrier
             return

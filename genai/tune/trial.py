@@ -32,11 +32,10 @@ from genai.config import RunConfig
 from genai.evaluate.judge import Judge
 from genai.storage import ArtifactStore
 from genai.train import checkpoint
-from genai.train.loop import EpochContext, FitData, FitState, Hook, Session, fit
+from genai.train.loop import REPORTED, EpochContext, FitData, FitState, Hook, Session, fit
 from genai.tune.space import trial_config
 
 SCORE_SAMPLES = 500
-JUDGED = "judged"  # False in an epoch's entry: not judged, so not reported to Tune
 
 
 class TrialJudge(Hook):
@@ -70,8 +69,8 @@ class TrialJudge(Hook):
         # judged every `every` epochs and at the last; the epochs between are not reported to
         # Tune (every rank decides alike: each report is a barrier in a wide trial)
         last = ctx.epoch == ctx.cfg.train.epochs - 1
-        out[JUDGED] = last or (ctx.epoch + 1) % self.every == 0
-        if self.judge is None or not out[JUDGED]:  # ranks > 0: Tune takes rank 0's report
+        out[REPORTED] = last or (ctx.epoch + 1) % self.every == 0
+        if self.judge is None or not out[REPORTED]:  # ranks > 0: Tune takes rank 0's report
             return out
         judged = []
         for r in replicas:
@@ -109,8 +108,6 @@ class TuneSession(Session):
             return checkpoint.load(directory)
 
     def report(self, entry: dict[str, Any], state: FitState) -> None:
-        if entry.get(JUDGED) is False:
-            return
         last = state.epoch == self.epochs - 1
         if not last and time.monotonic() - self.saved_at < CHECKPOINT_EVERY_S:
             tune.report(entry)

@@ -148,7 +148,6 @@ from genai.cluster import ensure_ray
 from genai.config import RunConfig, SweepConfig
 from genai.configfile import load_config
 from genai.storage import ArtifactStore
-from genai.tune.record import sweep_id_for
 from genai.tune.sweep import sweep
 ensure_ray(num_cpus=2)
 base = load_config(RunConfig, data={data!r})

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from flows import api
 from flows.console import Console, active, terminal
 from genai.errors import UserError
 from genai.progress import say
@@ -59,17 +60,10 @@ def console(ctx: typer.Context, command: str) -> Console:
     return options.console
 
 
-def boot(
-    ctx: typer.Context, command: str, ray_address: str | None, *, no_wait: bool = False
-) -> str:
-    """The work is not in the store: open the console, bring up Prefect and Ray."""
-    from flows.services import services
-
-    if no_wait:  # read where the work takes its lease (genai.lease)
-        os.environ["GENAI_NO_WAIT"] = "1"
-    shown = console(ctx, command)
-    say("log", str(shown.path))
-    return services(ray_address)
+def opener(ctx: typer.Context) -> api.OnBoot:
+    """What a command does once it knows the work is not in the store, before the services start:
+    open its console (progress on the terminal, every other line in a log file) and name the log."""
+    return lambda command: say("log", str(console(ctx, command).path))
 
 
 def emit(ctx: typer.Context, result: dict[str, Any], as_json: bool, human: str) -> None:
@@ -84,9 +78,6 @@ def emit(ctx: typer.Context, result: dict[str, Any], as_json: bool, human: str) 
     options.console.print(text)
 
 
-DEMO = Path("configs/demo.yaml")
-
-
 @app.command()
 def run(
     ctx: typer.Context,
@@ -99,24 +90,8 @@ def run(
     no_wait: bool = NO_WAIT,
 ) -> None:
     """The main job: prepare -> sweep -> retrain the best -> evaluate -> generate -> summary."""
-    from genai.config import PipelineConfig
-    from genai.configfile import load_config
-    from genai.pipeline import base_config, finished_pipeline
-    from genai.storage import ArtifactStore
-    from genai.tune.record import ranking
-    from genai.tune.space import load_space
-
-    path = config or (DEMO if DEMO.is_file() else None)
-    cfg = load_config(PipelineConfig, path, overrides=overrides or ())
-    load_space(cfg.sweep.space, base_config(cfg))  # before anything starts
-    ranking(base_config(cfg), cfg.sweep)
-    checked = ArtifactStore(store)
-    summary = None if force else finished_pipeline(cfg, checked)  # no Prefect, no Ray
-    if summary is None:
-        address = boot(ctx, "run", ray_address, no_wait=no_wait)
-        from flows.pipeline import pipeline_flow
-
-        summary = pipeline_flow(config=cfg, store=checked.uri, ray_address=address, force=force)
+    summary = api.run(config, overrides=overrides or (), store=store, ray_address=ray_address,
+                      force=force, no_wait=no_wait, on_boot=opener(ctx))  # fmt: skip
     out = {
         "pipeline_id": summary["pipeline_id"],
         "summary_uri": summary["summary_uri"],
@@ -154,12 +129,21 @@ def summary_table(summary: dict) -> str:
 @app.command()
 def prepare(
     ctx: typer.Context,
-    source: str = typer.Option(None, help="digits | ring8 | grid25 | moons | swissroll | parquet"),
+    source: str = typer.Option(
+        None, help="digits | ring8 | grid25 | moons | swissroll | parquet | csv | npy | images"
+    ),
     n: int = typer.Option(None, help="rows to generate (generated sources)"),
     seed: int = typer.Option(None, help="seed of generation and split"),
-    uri: str = typer.Option(None, help="Parquet file or folder (source parquet), local or s3://"),
-    columns: str = typer.Option(None, help="comma-separated value columns (source parquet)"),
-    label_column: str = typer.Option(None, help="integer label column (source parquet)"),
+    uri: str = typer.Option(
+        None, help="your data, local or s3://: Parquet file or folder, CSV, .npy, image folder"
+    ),
+    columns: str = typer.Option(None, help="comma-separated value columns (parquet, csv)"),
+    label_column: str = typer.Option(None, help="label column (parquet, csv): any values"),
+    label_uri: str = typer.Option(None, help=".npy of one label per row (npy)"),
+    shape: str = typer.Option(None, help="shape of one sample, e.g. 8,8 (parquet, csv, npy)"),
+    image_labels: bool = typer.Option(
+        None, "--image-labels/--no-image-labels", help="label images by subfolder (images)"
+    ),
     name: str = typer.Option(None, help="dataset name (default: the source's)"),
     config: Path = typer.Option(None, help="YAML data config; options above override it"),
     store: str = STORE,
@@ -167,30 +151,14 @@ def prepare(
     as_json: bool = AS_JSON,
 ) -> None:
     """Prepare a dataset: validate, normalise, split, write Parquet to the store."""
-    from genai.config import DataConfig
-    from genai.configfile import load_config
-    from genai.data.prepare import find_prepared
-    from genai.storage import ArtifactStore
-
-    given = {"source": source, "n": n, "seed": seed, "uri": uri, "name": name}
-    given |= {"label_column": label_column}
+    given = {"n": n, "seed": seed, "uri": uri, "name": name, "label_column": label_column}
+    given |= {"label_uri": label_uri, "image_labels": image_labels}
     if columns is not None:
         given["columns"] = [c.strip() for c in columns.split(",") if c.strip()]
-    data = load_config(
-        DataConfig,
-        config,
-        data={k: v for k, v in given.items() if v is not None},
-        prefix="data",
-    )
-    checked = ArtifactStore(store)  # fail on a bad store before any compute
-    found = find_prepared(data, checked)  # no Prefect, no Ray
-    if found is not None:
-        result = {**found.summary(), "created": False}
-    else:
-        address = boot(ctx, "prepare", ray_address)
-        from flows.prepare import prepare_data
-
-        result = prepare_data(data=data, store=checked.uri, ray_address=address)
+    if shape is not None:
+        given["shape"] = [d.strip() for d in shape.replace("x", ",").split(",") if d.strip()]
+    result = api.prepare(source, config=config, store=store, ray_address=ray_address,
+                         on_boot=opener(ctx), **given)  # fmt: skip
     out = {k: result[k] for k in ("dataset", "version", "uri", "rows")}
     rows = ", ".join(f"{k} {v}" for k, v in result["rows"].items())
     verb = "prepared" if result["created"] else "already prepared"
@@ -213,21 +181,8 @@ def train(
     no_wait: bool = NO_WAIT,
 ) -> None:
     """Train a model on Ray Train; re-running the same job resumes it or finds it finished."""
-    from genai.config import RunConfig
-    from genai.configfile import load_config
-    from genai.runs import find_finished
-    from genai.storage import ArtifactStore
-
-    run = load_config(RunConfig, config, overrides=overrides or ())
-    checked = ArtifactStore(store)
-    done = find_finished(run, checked)  # no Prefect, no Ray
-    if done is not None:
-        result = {**done.summary(), "reused": True}
-    else:
-        address = boot(ctx, "train", ray_address, no_wait=no_wait)
-        from flows.train import train_flow
-
-        result = train_flow(run=run, store=checked.uri, ray_address=address)
+    result = api.train(config, overrides=overrides or (), store=store, ray_address=ray_address,
+                       no_wait=no_wait, on_boot=opener(ctx))  # fmt: skip
     out = {k: result[k] for k in ("run_id", "uri", "epochs", "metrics")}
     shown = ", ".join(
         f"{k} {v:.4g}"
@@ -262,29 +217,11 @@ def sweep(
     no_wait: bool = NO_WAIT,
 ) -> None:
     """Sweep losses, loss weights and architectures on Ray Tune; every trial judged alike."""
-    from genai.config import RunConfig, SweepConfig
-    from genai.configfile import load_config
-    from genai.storage import ArtifactStore
-    from genai.tune.record import finished_sweep, ranking, sweep_id_for
-    from genai.tune.space import load_space
-
-    run = load_config(RunConfig, config, overrides=overrides or ())
-    given = {"space": str(space), "trials": trials, "search": search, "scheduler": scheduler}
-    given |= {"repeats": repeats, "metric": metric, "judge_every": judge_every}
-    cfg = load_config(
-        SweepConfig, data={k: v for k, v in given.items() if v is not None}, prefix="sweep"
-    )
-    load_space(cfg.space, run)  # a bad space fails here, in well under a second, before Ray
-    ranking(run, cfg)  # and a metric this data does not report
-    checked = ArtifactStore(store)
-    done = finished_sweep(checked, sweep_id_for(run, cfg.space, cfg))  # no Prefect, no Ray
-    if done is not None:
-        result = {**done.summary(), "counts": done.counts, "reused": True}
-    else:
-        address = boot(ctx, "sweep", ray_address, no_wait=no_wait)
-        from flows.sweep import sweep_flow
-
-        result = sweep_flow(run=run, sweep=cfg, store=checked.uri, ray_address=address)
+    given = {"trials": trials, "search": search, "scheduler": scheduler, "repeats": repeats}
+    given |= {"metric": metric, "judge_every": judge_every}
+    result = api.sweep(config, space=space, overrides=overrides or (), store=store,
+                       ray_address=ray_address, no_wait=no_wait, on_boot=opener(ctx),
+                       **given)  # fmt: skip
     out = {k: result[k] for k in ("sweep_id", "uri", "trials", "best")}
     best = result["best"]
     counts = ", ".join(f"{v} {k}" for k, v in result["counts"].items())
@@ -310,28 +247,9 @@ def evaluate(
     as_json: bool = AS_JSON,
 ) -> None:
     """Judge a trained run with loss-independent metrics, each beside its floor."""
-    from genai.config import EvaluateConfig
-    from genai.configfile import load_config
-    from genai.runs import check_run
-    from genai.storage import ArtifactStore
-
-    given = {"n_samples": n_samples, "split": split, "seed": seed}
-    cfg = load_config(
-        EvaluateConfig, data={k: v for k, v in given.items() if v is not None}, prefix="evaluate"
-    )
-    checked = ArtifactStore(store)
-    check_run(checked, run_id)  # an unknown run fails here, before any flow starts
-    from genai.evaluate.evaluate import stored_evaluation
-
-    done = stored_evaluation(checked, run_id, cfg)  # no Prefect, no Ray
-    if done is not None:
-        result = done.summary()
-    else:
-        boot(ctx, "evaluate", None)
-        from flows.evaluate import evaluate_flow
-
-        result = evaluate_flow(run_id=run_id, evaluate=cfg, store=checked.uri)
-    lines = [f"{run_id}: {cfg.n_samples} samples against the {cfg.split} split"]
+    result = api.evaluate(run_id, store=store, on_boot=opener(ctx), n_samples=n_samples,
+                          split=split, seed=seed)  # fmt: skip
+    lines = [f"{run_id}: {result['n_samples']} samples against the {result['split']} split"]
     for name, value in result["metrics"].items():
         floor = result["floors"][name]
         lines.append(
@@ -351,25 +269,7 @@ def generate(
     as_json: bool = AS_JSON,
 ) -> None:
     """Draw samples from a trained run: Parquet in data units, plus a picture and loss curves."""
-    from genai.config import GenerateConfig
-    from genai.configfile import load_config
-    from genai.runs import check_run
-    from genai.storage import ArtifactStore
-
-    given = {"n": n, "seed": seed}
-    cfg = load_config(
-        GenerateConfig, data={k: v for k, v in given.items() if v is not None}, prefix="generate"
-    )
-    checked = ArtifactStore(store)
-    check_run(checked, run_id)  # an unknown run fails here, before any flow starts
-    from genai.generate import stored_samples
-
-    result = stored_samples(checked, run_id, cfg)  # no Prefect, no Ray
-    if result is None:
-        boot(ctx, "generate", None)
-        from flows.generate import generate_flow
-
-        result = generate_flow(run_id=run_id, generate=cfg, store=checked.uri)
+    result = api.generate(run_id, store=store, on_boot=opener(ctx), n=n, seed=seed)
     files = "\n".join(f"  {k}: {v}" for k, v in result["files"].items())
     emit(ctx, result, as_json, f"{result['n']} samples of {run_id}\n{files}")
 

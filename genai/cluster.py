@@ -104,10 +104,9 @@ def local_head(num_cpus: int | None = None, timeout: float = 120) -> tuple[str, 
                 generate_and_save_token()
         _speak_as(mode)
         port = daemon.free_port()
-        ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
-        argv = [
-            ray_bin, "start", "--head", "--block", f"--port={port}",
-            "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+        argv = [  # `ray start` by module: an install may have no `ray` script beside python
+            sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+            f"--port={port}", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
             f"--dashboard-port={daemon.free_port()}", "--disable-usage-stats",
             f"--num-cpus={num_cpus or os.cpu_count() or 1}",
         ]  # fmt: skip

@@ -14,9 +14,37 @@ from pydantic import Field, model_validator
 from genai.losses.slots import FAMILY_SLOTS, LossSlots, check_names, fill_slots
 from genai.strict import StrictModel
 
-SourceName = Literal["digits", "ring8", "grid25", "moons", "swissroll", "parquet"]
+SourceName = Literal[
+    "digits", "ring8", "grid25", "moons", "swissroll", "parquet", "csv", "npy", "images"
+]
 GENERATED_SOURCES = ("ring8", "grid25", "moons", "swissroll")
+FILE_SOURCES = ("parquet", "csv", "npy", "images")  # a user's data, at data.uri
+# which fields each file source takes (beside uri, name, seed, normalise, split)
+FILE_FIELDS = {
+    "parquet": ("columns", "label_column", "shape"),
+    "csv": ("columns", "label_column", "shape"),
+    "npy": ("label_uri", "shape"),
+    "images": ("image_labels",),
+}
 Family = Literal["vae", "gan", "diffusion", "autoregressive"]
+
+
+# Fields added after configs first named runs, sweeps and pipelines (their ids hash the config):
+# at these values they stay out of the hash (identity), so what was made before keeps its id.
+LATER_DEFAULTS: dict[tuple[str, str], Any] = {
+    ("data", "label_uri"): None,
+    ("data", "image_labels"): True,
+}
+
+
+def identity(cfg: StrictModel) -> dict[str, Any]:
+    """The config as the ids hash it: its JSON dump without the later fields at their defaults."""
+    tree = cfg.model_dump(mode="json")
+    for (section, name), default in LATER_DEFAULTS.items():
+        part = tree.get(section)
+        if isinstance(part, dict) and name in part and part[name] == default:
+            del part[name]
+    return tree
 
 
 # --------------------------------------------------------------------------------------- data
@@ -47,14 +75,30 @@ class DataConfig(StrictModel):
     name: str | None = Field(
         None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="dataset name; the source's"
     )
-    uri: str | None = Field(None, description="Parquet file or folder (source 'parquet' only)")
+    uri: str | None = Field(
+        None,
+        description="your data, local or s3://: a Parquet file or folder (parquet), a CSV file"
+        " (csv), a NumPy .npy of one row per sample (npy), a folder of PNG/JPEG images (images)",
+    )
     columns: tuple[str, ...] | None = Field(
         None,
-        description="value columns of a user Parquet: one list column, or several scalar ones",
+        description="value columns (parquet: one list column or several numeric ones; csv:"
+        " default every column but the label column)",
     )
-    label_column: str | None = None
+    label_column: str | None = Field(
+        None, description="label column (parquet, csv): integers, or any values (mapped)"
+    )
+    label_uri: str | None = Field(
+        None, description="a NumPy .npy of one label per row (npy): integers, or any values"
+    )
+    image_labels: bool = Field(
+        True,
+        description="images: label each image by its subfolder's name (false: unlabelled)",
+    )
     shape: tuple[int, ...] | None = Field(
-        None, description="shape of one sample, e.g. [8, 8]; default the flat feature count"
+        None,
+        description="shape of one sample, e.g. [8, 8] (parquet, csv, npy); default the flat"
+        " feature count. Two or more dimensions make the rows images",
     )
     normalise: Literal["auto", "standard", "minmax", "none"] = Field(
         "auto", description="auto: minmax to [0, 1] for images, per-feature standard otherwise"
@@ -63,15 +107,18 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _source_fields(self) -> DataConfig:
-        if self.source == "parquet":
-            if not self.uri:
-                raise ValueError("uri: required when source is 'parquet'")
-            if not self.columns:
-                raise ValueError("columns: required when source is 'parquet' (the value columns)")
-        else:
-            for field in ("uri", "columns", "label_column", "shape"):
-                if getattr(self, field) is not None:
-                    raise ValueError(f"{field}: only allowed when source is 'parquet'")
+        if self.source in FILE_SOURCES and not self.uri:
+            raise ValueError(f"uri: required when source is {self.source!r} (where your data is)")
+        if self.source == "parquet" and not self.columns:
+            raise ValueError("columns: required when source is 'parquet' (the value columns)")
+        for field in ("uri", "columns", "label_column", "label_uri", "shape", "image_labels"):
+            default = type(self).model_fields[field].default
+            allowed = [s for s in FILE_SOURCES if field == "uri" or field in FILE_FIELDS[s]]
+            if getattr(self, field) != default and self.source not in allowed:
+                raise ValueError(
+                    f"{field}: only allowed when source is {' or '.join(map(repr, allowed))},"
+                    f" not {self.source!r}"
+                )
         if self.n is not None and self.source not in GENERATED_SOURCES:
             raise ValueError(
                 f"n: only generated sources take n ({', '.join(GENERATED_SOURCES)}),"
@@ -86,16 +133,24 @@ class DataConfig(StrictModel):
         return self.name or self.source
 
     @property
+    def image(self) -> bool:
+        """Rows are images: digits, an image folder, or a file source with a 2-D or 3-D shape."""
+        if self.source in ("digits", "images"):
+            return True
+        return self.source in FILE_SOURCES and self.shape is not None and len(self.shape) >= 2
+
+    @property
+    def labelled(self) -> bool:
+        if self.source in ("digits", *GENERATED_SOURCES):
+            return self.source != "swissroll"
+        if self.source == "images":
+            return self.image_labels
+        return self.label_column is not None or self.label_uri is not None
+
+    @property
     def labelled_images(self) -> bool:
         """Images with labels: they get a domain feature network (FID and its kin)."""
-        if self.source == "digits":
-            return True
-        return (
-            self.source == "parquet"
-            and self.label_column is not None
-            and self.shape is not None
-            and len(self.shape) >= 2
-        )
+        return self.image and self.labelled
 
     @property
     def mixture(self) -> bool:
@@ -223,15 +278,12 @@ class RunConfig(StrictModel):
                 f"train.lr_discriminator: only a GAN has a discriminator; model.family is"
                 f" {self.model.family!r}: leave it out"
             )
-        image = self.data.source == "digits" or (
-            self.data.source == "parquet"
-            and self.data.shape is not None
-            and len(self.data.shape) >= 2
-        )
+        image = self.data.image
         if self.model.arch.body == "conv" and not image:
             raise ValueError(
                 f"model.arch.body: 'conv' needs image data; data.source {self.data.source!r}"
-                " gives vectors (a user Parquet is an image with data.shape [H, W]): use 'mlp'"
+                " gives vectors (a user file's rows are images with data.shape [H, W]): use"
+                " 'mlp'"
             )
         recon = self.loss.get("reconstruction")
         if recon is not None and recon.name == "bce" and not image:

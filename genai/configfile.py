@@ -38,9 +38,27 @@ def apply_overrides(tree: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return tree
 
 
+# The example configs and search spaces ship inside the package (pyproject maps configs/ and
+# tune_spaces/ of the checkout to genai/configs and genai/tune_spaces of an installed wheel).
+SHIPPED = ("configs", "tune_spaces")
+
+
+def shipped(path: str | Path) -> Path:
+    """``path`` itself when it exists; else, for ``configs/...`` and ``tune_spaces/...``, the copy
+    that ships with genai, so ``genai train configs/vae.yaml`` works from any directory."""
+    p = Path(path)
+    if p.exists() or p.is_absolute() or not p.parts or p.parts[0] not in SHIPPED:
+        return p
+    package = Path(__file__).resolve().parent
+    for root in (package, package.parent):  # an installed wheel; a checkout (editable install)
+        if (root / p).is_file():
+            return root / p
+    return p
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with errors that name the file."""
-    p = Path(path)
+    p = shipped(path)
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:

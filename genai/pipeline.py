@@ -12,13 +12,13 @@ import json
 from typing import Any
 
 from genai import layout
-from genai.config import PipelineConfig, RunConfig
+from genai.config import PipelineConfig, RunConfig, identity
 from genai.storage import ArtifactStore
 
 
 def pipeline_id_for(config: PipelineConfig) -> str:
     """``{name}-{hash}`` of the whole config (the data's content is checked apart)."""
-    digest = hashlib.sha256(json.dumps(config.model_dump(mode="json"), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode())
     return f"{config.name}-{digest.hexdigest()[:12]}"
 
 

@@ -9,10 +9,24 @@ configures logging.
 from __future__ import annotations
 
 import logging
+import math
 
 LOGGER = "genai.progress"
 log = logging.getLogger(LOGGER)
+detail = logging.getLogger("genai.detail")  # the log file only, beside the libraries' lines
 
 
 def say(stage: str, message: str) -> None:
     log.info("%-8s %s", stage, message)
+
+
+def note(stage: str, message: str) -> None:
+    """A step worth keeping but not worth a console line (the command's log file has it)."""
+    detail.info("%-8s %s", stage, message)
+
+
+def milestone(step: int, total: int, lines: int = 10) -> bool:
+    """Whether 0-based ``step`` of ``total`` gets a console line: the first, the last and every
+    ``total / lines``-th, so a long loop shows about ``lines`` lines whatever its length."""
+    every = max(1, math.ceil(total / lines))
+    return step == 0 or step + 1 >= total or (step + 1) % every == 0

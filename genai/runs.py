@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from genai import layout
-from genai.config import RunConfig
+from genai.config import RunConfig, identity
 from genai.storage import ArtifactStore, StoreError
 
 
@@ -20,7 +20,7 @@ def run_id_for(cfg: RunConfig, dataset_version: str) -> str:
     job resumes by name; ``train.run_id`` wins when given."""
     if cfg.train.run_id:
         return cfg.train.run_id
-    payload = cfg.model_dump(mode="json")
+    payload = identity(cfg)
     payload["train"].pop("run_id", None)
     payload["dataset_version"] = dataset_version
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from genai.storage import ArtifactStore
+from tests.flows.test_console import NOISE
 from tests.flows.test_deployments import stop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,10 +122,33 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
             assert all(r["status"] != "failed" for r in rows), rows
             assert any(r["status"] == "stopped" for r in rows), "ASHA stopped none"
             assert all(r["fid"] > 0 for r in rows) and store.read_json(best)["metric"] == "fid"
+            assert len({r["trial_id"] for r in rows}) == 6
+            assert all(len(r["score_by_epoch"]) == r["epochs"] for r in rows)
+            chosen = store.read_json(best)
+            assert chosen["score"] == min(r["score"] for r in rows)
+            assert (
+                chosen["config"]["loss"]["reconstruction"]["name"]
+                == chosen["params"]["loss.reconstruction.name"]
+            )
+            assert store.exists(best.replace("best.json", "plot.png"))
         elif command == "genai run":  # the default job, unmodified
             assert re.search(r"^pipeline demo-\w+", out, re.M), out
             assert re.search(r"^\s+fid\s+[\d.]+\s+[\d.]+$", out, re.M), out  # value and floor
             assert "6 trials" in out and "(40 epochs)" in out
+            # the console: progress lines on stderr, at most 40, none of a library's own; the
+            # summary on stdout; Ray's, Prefect's and the rest in the log file named first and last
+            console = proc.stderr.splitlines()
+            assert 10 <= len(console) <= 40, proc.stderr
+            assert [line for line in console if NOISE.search(line)] == [], proc.stderr
+            steps = {line.split()[0] for line in console}
+            assert {"log", "ray", "prefect", "pipeline", "sweep", "train", "evaluate"} <= steps
+            assert re.search(r"^sweep .*trials done .* best fid", proc.stderr, re.M)
+            assert re.search(r"^train .* epoch 40/40 ", proc.stderr, re.M)
+            log = Path(console[0].split(None, 1)[1])
+            assert console[0].startswith("log ") and log == Path(out.splitlines()[-1].split()[-1])
+            text = log.read_text()
+            assert "prefect.flow_runs" in text and "Beginning flow run" in text
+            assert re.search(r"genai.detail: train .* epoch 39/40 ", text)  # not shown, kept
             (summary,) = [k for k in store.list("pipelines") if k.endswith("summary.json")]
             saved = store.read_json(summary)
             assert saved["metrics"]["fid"] > saved["floors"]["fid"] > 0

@@ -332,7 +332,7 @@ def _write(
         "preparation": prep,
         "rows": rows,
         **{k: metadata[k] for k in ("shape", "dtype", "kind", "normalisation")},
-        "labels": _label_counts(source.labels, codes),
+        "labels": _label_counts(source.labels, codes, source.params.get("label_names")),
         "stats": {
             s: {k: np.round(stats[s][k], 6).tolist() for k in ("mean", "std", "min", "max")}
             for s in SPLITS
@@ -352,7 +352,11 @@ def _rows(rows: dict[str, int]) -> str:
     return f"{sum(rows.values())} rows (" + ", ".join(f"{k} {v}" for k, v in rows.items()) + ")"
 
 
-def _label_counts(labels: np.ndarray | None, codes: np.ndarray) -> dict[str, Any] | None:
+def _label_counts(
+    labels: np.ndarray | None, codes: np.ndarray, names: list | None = None
+) -> dict[str, Any] | None:
+    """Rows per class and split; ``names`` (the user's label values, when they were mapped to
+    0..K-1) maps a class back: class ``c`` is ``names[c]``."""
     if labels is None:
         return None
     classes = np.unique(labels)
@@ -360,4 +364,4 @@ def _label_counts(labels: np.ndarray | None, codes: np.ndarray) -> dict[str, Any
         s: {str(c): int(np.sum((labels == c) & (codes == i))) for c in classes}
         for i, s in enumerate(SPLITS)
     }
-    return {"classes": classes.tolist(), "counts": counts}
+    return {"classes": classes.tolist(), "counts": counts} | ({"names": names} if names else {})

@@ -20,7 +20,7 @@ from typing import Any
 
 from genai import layout
 from genai.config import RunConfig
-from genai.progress import say
+from genai.progress import milestone, note, say
 from genai.runs import (
     TrainResult,
     finished_run,
@@ -87,7 +87,9 @@ class RunRecorder(Hook):
         if ctx.session.rank != 0:
             return
         write_metrics(ArtifactStore(self.store_uri, check=False), self.run_id, ctx.state.history)
-        say("train", f"{self.run_id} {progress_line(ctx.epoch, ctx.cfg.train.epochs, ctx.entry)}")
+        epochs = ctx.cfg.train.epochs
+        shown = say if milestone(ctx.epoch, epochs) else note
+        shown("train", f"{self.run_id} {progress_line(ctx.epoch, epochs, ctx.entry)}")
 
 
 @contextlib.contextmanager
@@ -104,7 +106,9 @@ def watching(store: ArtifactStore, run_id: str, epochs: int, every: float = 1.0)
         except StoreError:  # not written yet
             return
         for entry in history[shown:]:
-            say("train", f"{run_id} {progress_line(int(entry['epoch']), epochs, entry)}")
+            epoch = int(entry["epoch"])
+            line = say if milestone(epoch, epochs) else note
+            line("train", f"{run_id} {progress_line(epoch, epochs, entry)}")
         shown = max(shown, len(history))
 
     def loop() -> None:

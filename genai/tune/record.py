@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from genai import layout
-from genai.config import RunConfig, SweepConfig
+from genai.config import RunConfig, SweepConfig, identity
+from genai.configfile import shipped
 from genai.evaluate.names import FEATURE_SCORE, OWN_SPACE_SCORE, metrics_for, mode_of
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
@@ -38,8 +39,8 @@ class SweepResult:
 
 def sweep_id_for(base: RunConfig, space_path: str, cfg: SweepConfig) -> str:
     payload = {
-        "base": base.model_dump(mode="json"),
-        "space": Path(space_path).read_text(),
+        "base": identity(base),
+        "space": shipped(space_path).read_text(),
         # judge_every added later: at its default it leaves earlier sweeps' ids as they were
         "sweep": cfg.model_dump(
             mode="json",

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from genai.config import RunConfig
-from genai.configfile import set_path
+from genai.configfile import set_path, shipped
 from genai.losses.registry import LossConfig
 from genai.strict import ConfigError, validate
 
@@ -115,7 +115,7 @@ def _parse_param(key: str, spec: Any, where: str) -> Param:
 def load_space(path: str | Path, base: RunConfig) -> SearchSpace:
     """Read and validate a space file against ``base``: every key is a real config path and every
     value it can take gives a valid config. Raises :class:`ConfigError` naming the key."""
-    p = Path(path)
+    p = shipped(path)
     if not p.is_file():
         raise ConfigError(f"search space {str(p)!r} does not exist")
     try:
@@ -137,7 +137,7 @@ def load_space(path: str | Path, base: RunConfig) -> SearchSpace:
                 raise ConfigError(
                     f"{p}: {param.path} = {value!r} gives an invalid config:\n{detail}"
                 ) from None
-    return SearchSpace(str(p), params)
+    return SearchSpace(str(path), params)  # the name as given, wherever the file was found
 
 
 def loss_fields(name: str) -> set[str] | None:

@@ -262,7 +262,17 @@ def test_launch_from_the_ui_with_a_typed_form(prefect_api, served, tmp_path):
         page.goto(f"{ui}/deployments/deployment/{dep['id']}/run", wait_until="networkidle")
         form_field(page, "Source (Optional)").wait_for()
         sources = choose(page, "Source (Optional)", "grid25")  # a non-default dataset
-        assert sources == ["digits", "ring8", "grid25", "moons", "swissroll", "parquet"]
+        assert sources == [
+            "digits",
+            "ring8",
+            "grid25",
+            "moons",
+            "swissroll",
+            "parquet",
+            "csv",
+            "npy",
+            "images",
+        ]
         families = choose(page, "Family (Optional)", "gan")
         assert families == ["vae", "gan", "diffusion", "autoregressive"]
         losses = choose(page, "Name", "hinge", within="Adversarial (Optional)")

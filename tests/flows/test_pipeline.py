@@ -31,7 +31,7 @@ def tiny(**extra) -> PipelineConfig:
     return load_config(PipelineConfig, data={**SMALL, **extra})
 
 
-def test_pipeline_end_to_end_then_skips(prefect_server, bucket):
+def test_pipeline_end_to_end_then_skips_then_forced(prefect_server, bucket):
     """On S3; the file:// case is the README's `genai run` then `genai run --json`
     (tests/test_readme.py), the default job itself."""
     from flows.pipeline import pipeline_flow
@@ -52,15 +52,9 @@ def test_pipeline_end_to_end_then_skips(prefect_server, bucket):
     assert again["best_run"] == summary["best_run"] and again["metrics"] == summary["metrics"]
     after = {k for k in store.list() if not k.startswith(("pipelines/", "sweeps/"))}
     assert after == before
-
-
-def test_force_redoes_the_stages(prefect_server, tmp_path):
-    from flows.pipeline import pipeline_flow
-
-    store = ArtifactStore(f"file://{tmp_path}/store")
-    first = pipeline_flow(config=tiny(), store=store.uri)
-    run_key = f"runs/{first['best_run']['run_id']}/result.json"
-    stamp = store.fs.info(store.path(run_key))["mtime"]
+    # --force redoes the stages: the sweep runs and the best config trains again
+    run_key = f"runs/{summary['best_run']['run_id']}/result.json"
+    stamp = store.fs.info(store.path(run_key))["LastModified"]
     forced = pipeline_flow(config=tiny(), store=store.uri, force=True)
     assert forced["stage_seconds"]["sweep"] > 1 and forced["stage_seconds"]["train"] > 1
-    assert store.fs.info(store.path(run_key))["mtime"] > stamp  # trained again
+    assert store.fs.info(store.path(run_key))["LastModified"] > stamp  # trained again

@@ -61,12 +61,15 @@ def genai(*args: str, api_url: str, cwd) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_prepare_digits_json(prefect_server, tmp_path):
+def test_cli_prepare_json(prefect_server, tmp_path):
+    """(The README's `genai prepare --source digits` runs in tests/test_readme.py.)"""
     store = f"file://{tmp_path}/store"
     proc = genai(
         "prepare",
         "--source",
-        "digits",
+        "moons",
+        "--n",
+        "1000",
         "--store",
         store,
         "--json",
@@ -76,8 +79,8 @@ def test_cli_prepare_digits_json(prefect_server, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(result) == {"dataset", "version", "uri", "rows"}
-    assert sum(result["rows"].values()) == 1797 and set(result["rows"]) == {"train", "val", "test"}
-    assert ArtifactStore(store).exists(f"datasets/digits/{result['version']}/manifest.json")
+    assert sum(result["rows"].values()) == 1000 and set(result["rows"]) == {"train", "val", "test"}
+    assert ArtifactStore(store).exists(f"datasets/moons/{result['version']}/manifest.json")
 
 
 @pytest.mark.parametrize(

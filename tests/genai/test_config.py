@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from genai.config import DataConfig, PipelineConfig, RunConfig
-from genai.configfile import apply_overrides, load_config
+from genai.configfile import apply_overrides, load_config, shipped
 from genai.losses.slots import FAMILY_SLOTS, LossSlots, losses_of
 from genai.strict import ConfigError
 
@@ -180,3 +182,35 @@ def test_every_stage_has_a_strict_model():
     assert "sweep.search: 'grid' is not one of 'random', 'optuna'" in error_of(
         PipelineConfig, {"sweep.search": "grid"}
     )
+
+
+def test_shipped_configs_and_spaces_resolve_from_any_directory(tmp_path, monkeypatch):
+    checkout = shipped("configs/vae.yaml").resolve()
+    monkeypatch.chdir(tmp_path)
+    assert shipped("configs/vae.yaml") == checkout and checkout.is_file()
+    assert shipped("tune_spaces/gan_losses.yaml").is_file()
+    assert load_config(RunConfig, "configs/gan.yaml").model.family == "gan"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "vae.yaml").write_text("model: {family: gan}\n")
+    assert shipped("configs/vae.yaml") == Path("configs/vae.yaml")  # the working directory's wins
+    assert shipped("other/vae.yaml") == Path("other/vae.yaml")  # only the shipped folders
+    with pytest.raises(ConfigError, match="config file 'configs/nope.yaml' does not exist"):
+        load_config(RunConfig, "configs/nope.yaml")
+
+
+def test_ids_of_earlier_configs_stay_as_they_were():
+    """Run, sweep and pipeline ids hash the config; a field added later stays out of the hash at
+    its default (config.LATER_DEFAULTS), so what the store holds is still found. These are the
+    ids the shipped configs had before data.label_uri and data.image_labels existed."""
+    from genai.config import SweepConfig
+    from genai.pipeline import pipeline_id_for
+    from genai.runs import run_id_for
+    from genai.tune.record import sweep_id_for
+
+    run = load_config(RunConfig, "configs/vae.yaml")
+    assert run_id_for(run, "v1") == "vae-614a6ebc92c1"
+    space = "tune_spaces/vae_loss_weights.yaml"
+    assert sweep_id_for(run, space, SweepConfig()) == "vae_loss_weights-81287d062eb2"
+    assert pipeline_id_for(load_config(PipelineConfig, "configs/demo.yaml")) == "demo-cfe63d036d11"
+    other = load_config(RunConfig, "configs/vae.yaml", overrides=["data.image_labels=true"])
+    assert run_id_for(other, "v1") == "vae-614a6ebc92c1"  # the default, given: the same run

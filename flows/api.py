@@ -1,0 +1,258 @@
+"""The Python API: the ``genai`` commands as functions, for a notebook or a script.
+
+    from flows import api
+
+    data = api.prepare(source="ring8", n=2000, store="file:///tmp/store")
+    run = api.train("configs/gan.yaml", overrides=["train.epochs=5"], store="file:///tmp/store")
+    scores = api.evaluate(run["run_id"], store="file:///tmp/store")
+
+Each function checks its input first (a :class:`genai.errors.UserError` names the field and the
+allowed values), answers from the store when the result is already there (no Prefect, no Ray),
+and otherwise starts or joins the Ray and Prefect server that genai commands share
+(:mod:`flows.services`) and runs the stage's Prefect flow. Each returns the result record, the
+fields ``genai <command> --json`` prints and more. A config is a YAML path (``configs/...`` and
+``tune_spaces/...`` resolve to the copies that ship with genai when the working directory has
+none), a dict, or a typed config (:mod:`genai.config`); ``overrides`` are ``--set`` strings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from genai.strict import StrictModel
+
+M = TypeVar("M", bound=StrictModel)
+Config = str | Path | Mapping[str, Any] | StrictModel | None
+OnBoot = Callable[[str], None]  # called with the command's name before the services start
+
+DEMO = "configs/demo.yaml"  # from the working directory, else the copy that ships with genai
+
+
+def load(model: type[M], config: Config, overrides: Iterable[str] = ()) -> M:
+    """A typed config from a path, a dict or a config, with ``--set``-style overrides."""
+    from genai.configfile import apply_overrides, load_config
+    from genai.strict import validate
+
+    overrides = list(overrides)
+    if isinstance(config, model) and not overrides:
+        return config
+    if isinstance(config, StrictModel | Mapping):
+        tree = config.model_dump(mode="json") if isinstance(config, StrictModel) else config
+        return validate(model, apply_overrides(dict(tree), overrides), what="config")
+    return load_config(model, config, overrides=overrides)
+
+
+def _stored_or_flow(
+    stored: dict[str, Any] | None,
+    command: str,
+    flow: Callable[[str], dict[str, Any]],
+    *,
+    ray_address: str | None = None,
+    on_boot: OnBoot | None = None,
+    no_wait: bool = False,
+) -> dict[str, Any]:
+    """The stored result if there is one; else bring up Prefect and Ray and run ``flow`` (given
+    the Ray address to join: a flow module is imported only when it runs)."""
+    if stored is not None:
+        return stored
+    from flows.services import services
+
+    if no_wait:  # read where the work takes its lease (genai.lease)
+        os.environ["GENAI_NO_WAIT"] = "1"
+    if on_boot is not None:
+        on_boot(command)
+    return flow(services(ray_address))
+
+
+def _flow(module: str, name: str) -> Callable[..., dict[str, Any]]:
+    return getattr(importlib.import_module(f"flows.{module}"), name)
+
+
+def prepare(
+    source: str | None = None,
+    *,
+    config: Config = None,
+    store: str | None = None,
+    ray_address: str | None = None,
+    on_boot: OnBoot | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Prepare a dataset (``genai prepare``): ``source`` and any data field (``n``, ``seed``,
+    ``uri``, ``columns``, ``label_column``, ``name``, ...) over ``config``. ``created`` is False
+    when the same version was already in the store."""
+    from genai.config import DataConfig
+    from genai.configfile import load_config
+    from genai.data.prepare import find_prepared
+    from genai.storage import ArtifactStore
+
+    given = {k: v for k, v in {"source": source, **fields}.items() if v is not None}
+    if isinstance(config, StrictModel | Mapping):
+        tree = config.model_dump(mode="json") if isinstance(config, StrictModel) else config
+        data = load(DataConfig, {**tree, **given})
+    else:
+        data = load_config(DataConfig, config, data=given, prefix="data")
+    checked = ArtifactStore(store)  # fail on a bad store before any compute
+    found = find_prepared(data, checked)  # no Prefect, no Ray
+    return _stored_or_flow(
+        found and {**found.summary(), "created": False},
+        "prepare",
+        lambda address: _flow("prepare", "prepare_data")(data=data, store=checked.uri,
+                                                          ray_address=address),
+        ray_address=ray_address, on_boot=on_boot,
+    )  # fmt: skip
+
+
+def train(
+    config: Config = None,
+    *,
+    overrides: Iterable[str] = (),
+    store: str | None = None,
+    ray_address: str | None = None,
+    no_wait: bool = False,
+    on_boot: OnBoot | None = None,
+) -> dict[str, Any]:
+    """Train a model on Ray Train (``genai train``); the same job again resumes it or, when it
+    finished, answers from the store (``reused`` True)."""
+    from genai.config import RunConfig
+    from genai.runs import find_finished
+    from genai.storage import ArtifactStore
+
+    run = load(RunConfig, config, overrides)
+    checked = ArtifactStore(store)
+    done = find_finished(run, checked)  # no Prefect, no Ray
+    return _stored_or_flow(
+        done and {**done.summary(), "reused": True},
+        "train",
+        lambda address: _flow("train", "train_flow")(run=run, store=checked.uri,
+                                                     ray_address=address),
+        ray_address=ray_address, on_boot=on_boot, no_wait=no_wait,
+    )  # fmt: skip
+
+
+def sweep(
+    config: Config = None,
+    *,
+    space: str | Path,
+    overrides: Iterable[str] = (),
+    store: str | None = None,
+    ray_address: str | None = None,
+    no_wait: bool = False,
+    on_boot: OnBoot | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Sweep a search space on Ray Tune (``genai sweep``): any sweep field (``trials``,
+    ``search``, ``scheduler``, ``repeats``, ``judge_every``, ``metric``) as a keyword."""
+    from genai.config import RunConfig, SweepConfig
+    from genai.storage import ArtifactStore
+    from genai.tune.record import finished_sweep, ranking, sweep_id_for
+    from genai.tune.space import load_space
+
+    run = load(RunConfig, config, overrides)
+    given = {"space": str(space), **{k: v for k, v in fields.items() if v is not None}}
+    from genai.configfile import load_config
+
+    cfg = load_config(SweepConfig, data=given, prefix="sweep")
+    load_space(cfg.space, run)  # a bad space fails here, in well under a second, before Ray
+    ranking(run, cfg)  # and a metric this data does not report
+    checked = ArtifactStore(store)
+    done = finished_sweep(checked, sweep_id_for(run, cfg.space, cfg))  # no Prefect, no Ray
+    return _stored_or_flow(
+        done and {**done.summary(), "counts": done.counts, "reused": True},
+        "sweep",
+        lambda address: _flow("sweep", "sweep_flow")(run=run, sweep=cfg, store=checked.uri,
+                                                     ray_address=address),
+        ray_address=ray_address, on_boot=on_boot, no_wait=no_wait,
+    )  # fmt: skip
+
+
+def evaluate(
+    run_id: str,
+    *,
+    store: str | None = None,
+    on_boot: OnBoot | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Judge a trained run (``genai evaluate``): ``n_samples``, ``split``, ``seed`` as keywords.
+    ``metrics`` and their ``floors`` (the same metric between the data's own splits)."""
+    from genai.config import EvaluateConfig
+    from genai.configfile import load_config
+    from genai.evaluate.evaluate import stored_evaluation
+    from genai.runs import check_run
+    from genai.storage import ArtifactStore
+
+    given = {k: v for k, v in fields.items() if v is not None}
+    cfg = load_config(EvaluateConfig, data=given, prefix="evaluate")
+    checked = ArtifactStore(store)
+    check_run(checked, run_id)  # an unknown run fails here, before any flow starts
+    done = stored_evaluation(checked, run_id, cfg)  # no Prefect, no Ray
+    result = _stored_or_flow(
+        done and done.summary(),
+        "evaluate",
+        lambda _: _flow("evaluate", "evaluate_flow")(run_id=run_id, evaluate=cfg,
+                                                     store=checked.uri),
+        on_boot=on_boot,
+    )  # fmt: skip
+    return {**result, "n_samples": cfg.n_samples, "split": cfg.split}
+
+
+def generate(
+    run_id: str,
+    *,
+    store: str | None = None,
+    on_boot: OnBoot | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Draw samples from a trained run (``genai generate``): ``n``, ``seed`` as keywords.
+    ``files`` names the samples' Parquet and the pictures."""
+    from genai.config import GenerateConfig
+    from genai.configfile import load_config
+    from genai.generate import stored_samples
+    from genai.runs import check_run
+    from genai.storage import ArtifactStore
+
+    given = {k: v for k, v in fields.items() if v is not None}
+    cfg = load_config(GenerateConfig, data=given, prefix="generate")
+    checked = ArtifactStore(store)
+    check_run(checked, run_id)  # an unknown run fails here, before any flow starts
+    return _stored_or_flow(
+        stored_samples(checked, run_id, cfg),  # no Prefect, no Ray
+        "generate",
+        lambda _: _flow("generate", "generate_flow")(run_id=run_id, generate=cfg,
+                                                     store=checked.uri),
+        on_boot=on_boot,
+    )  # fmt: skip
+
+
+def run(
+    config: Config = None,
+    *,
+    overrides: Iterable[str] = (),
+    store: str | None = None,
+    ray_address: str | None = None,
+    force: bool = False,
+    no_wait: bool = False,
+    on_boot: OnBoot | None = None,
+) -> dict[str, Any]:
+    """The main job (``genai run``): prepare -> sweep -> retrain the best -> evaluate ->
+    generate. Without a config, the demo (configs/demo.yaml). Returns the pipeline's summary."""
+    from genai.config import PipelineConfig
+    from genai.pipeline import base_config, finished_pipeline
+    from genai.storage import ArtifactStore
+    from genai.tune.record import ranking
+    from genai.tune.space import load_space
+
+    cfg = load(PipelineConfig, DEMO if config is None else config, overrides)
+    load_space(cfg.sweep.space, base_config(cfg))  # before anything starts
+    ranking(base_config(cfg), cfg.sweep)
+    checked = ArtifactStore(store)
+    return _stored_or_flow(
+        None if force else finished_pipeline(cfg, checked),  # no Prefect, no Ray
+        "run",
+        lambda address: _flow("pipeline", "pipeline_flow")(config=cfg, store=checked.uri,
+                                                           ray_address=address, force=force),
+        ray_address=ray_address, on_boot=on_boot, no_wait=no_wait,
+    )  # fmt: skip

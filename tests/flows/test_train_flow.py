@@ -1,8 +1,10 @@
-"""`genai train` end to end: the train flow on Prefect's test server, --set overrides, --json."""
+"""`genai train` end to end: the train flow on Prefect's test server, --set overrides, --json; the
+same command again answers from the store without Prefect or Ray."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -39,6 +41,16 @@ def test_cli_train_with_overrides_json(prefect_server, tmp_path):
     assert "epoch 2/2" in proc.stderr  # progress display
     config = ArtifactStore(store).read_json(f"runs/{result['run_id']}/config.json")["config"]
     assert config["data"]["n"] == 600 and config["train"]["batch_size"] == 64
+    # the same command again answers from the store, touching neither Prefect nor Ray: nothing
+    # listens at either address given, so touching them would fail it
+    args = proc.args[3:]  # after python -m flows.cli
+    start = time.monotonic()
+    again = genai(*args, "--ray-address", "127.0.0.1:9", api_url="http://127.0.0.1:9/api", cwd=None)
+    seconds = time.monotonic() - start
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1]) == result
+    assert again.stderr == ""  # no log opened, no service named
+    assert seconds < 5, seconds
 
 
 @pytest.mark.parametrize(

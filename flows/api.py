@@ -32,18 +32,24 @@ OnBoot = Callable[[str], None]  # called with the command's name before the serv
 DEMO = "configs/demo.yaml"  # from the working directory, else the copy that ships with genai
 
 
-def load(model: type[M], config: Config, overrides: Iterable[str] = ()) -> M:
-    """A typed config from a path, a dict or a config, with ``--set``-style overrides."""
-    from genai.configfile import apply_overrides, load_config
-    from genai.strict import validate
+def load(
+    model: type[M],
+    config: Config,
+    overrides: Iterable[str] = (),
+    *,
+    data: dict[str, Any] | None = None,
+    prefix: str = "",
+) -> M:
+    """A typed config from a path, a dict or a config, with ``--set``-style overrides and
+    ``data`` fields (dotted keys) over it."""
+    from genai.configfile import load_config
 
     overrides = list(overrides)
-    if isinstance(config, model) and not overrides:
-        return config
-    if isinstance(config, StrictModel | Mapping):
-        tree = config.model_dump(mode="json") if isinstance(config, StrictModel) else config
-        return validate(model, apply_overrides(dict(tree), overrides), what="config")
-    return load_config(model, config, overrides=overrides)
+    if isinstance(config, StrictModel):
+        if isinstance(config, model) and not overrides and not data:
+            return config
+        config = config.model_dump(mode="json")
+    return load_config(model, config, overrides=overrides, data=data, prefix=prefix)
 
 
 def _stored_or_flow(
@@ -85,16 +91,11 @@ def prepare(
     ``uri``, ``columns``, ``label_column``, ``name``, ...) over ``config``. ``created`` is False
     when the same version was already in the store."""
     from genai.config import DataConfig
-    from genai.configfile import load_config
     from genai.data.prepare import find_prepared
     from genai.storage import ArtifactStore
 
     given = {k: v for k, v in {"source": source, **fields}.items() if v is not None}
-    if isinstance(config, StrictModel | Mapping):
-        tree = config.model_dump(mode="json") if isinstance(config, StrictModel) else config
-        data = load(DataConfig, {**tree, **given})
-    else:
-        data = load_config(DataConfig, config, data=given, prefix="data")
+    data = load(DataConfig, config, data=given, prefix="data")
     checked = ArtifactStore(store)  # fail on a bad store before any compute
     found = find_prepared(data, checked)  # no Prefect, no Ray
     return _stored_or_flow(

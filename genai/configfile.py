@@ -3,7 +3,7 @@ once into a typed config (:mod:`genai.config`), with errors that name the file a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,14 +72,18 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def load_config(
     model: type[M],
-    path: str | Path | None = None,
+    path: str | Path | Mapping[str, Any] | None = None,
     *,
     overrides: Iterable[str] = (),
     data: dict[str, Any] | None = None,
     prefix: str = "",
 ) -> M:
-    """Build a config from an optional YAML file, a dict and ``--set`` overrides, validated once."""
-    tree: dict[str, Any] = read_yaml(path) if path is not None else {}
+    """Build a config from an optional YAML file (or a mapping in its place), a dict and
+    ``--set`` overrides, validated once."""
+    if isinstance(path, Mapping):
+        tree, path = dict(path), None
+    else:
+        tree = read_yaml(path) if path is not None else {}
     if data:
         for key, value in data.items():
             tree = set_path(tree, key, value)

@@ -30,3 +30,8 @@ def milestone(step: int, total: int, lines: int = 10) -> bool:
     ``total / lines``-th, so a long loop shows about ``lines`` lines whatever its length."""
     every = max(1, math.ceil(total / lines))
     return step == 0 or step + 1 >= total or (step + 1) % every == 0
+
+
+def step(stage: str, done: int, total: int, message: str) -> None:
+    """Step ``done`` (0-based) of ``total``: on the console at a milestone, else in the log."""
+    (say if milestone(done, total) else note)(stage, message)

@@ -101,22 +101,11 @@ def load_builtin(cfg: DataConfig) -> SourceData:
 
 
 def _open_parquet(uri: str) -> pads.Dataset:
-    from genai.storage import StoreError
+    from fsspec.implementations.local import LocalFileSystem
 
-    if uri.startswith(("s3://", "s3a://")):
-        from genai.storage import s3_filesystem
-
-        fs, path = s3_filesystem(), uri.split("://", 1)[1]
-        arrow_fs = pafs.PyFileSystem(pafs.FSSpecHandler(fs))
-    else:
-        local = os.path.abspath(os.path.expanduser(uri.removeprefix("file://")))
-        arrow_fs, path = pafs.LocalFileSystem(), local
-    try:
-        info = arrow_fs.get_file_info(path)
-    except Exception as err:
-        raise StoreError(f"data.uri: cannot open {uri}: {type(err).__name__}: {err}") from None
-    if info.type == pafs.FileType.NotFound:
-        raise DataError(f"data.uri: {uri} does not exist")
+    fs, path = _file_system(uri)
+    local = isinstance(fs, LocalFileSystem)  # pyarrow's own local filesystem reads faster
+    arrow_fs = pafs.LocalFileSystem() if local else pafs.PyFileSystem(pafs.FSSpecHandler(fs))
     try:
         return pads.dataset(path, filesystem=arrow_fs, format="parquet")
     except Exception as err:

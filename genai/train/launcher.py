@@ -20,7 +20,7 @@ from typing import Any
 
 from genai import layout
 from genai.config import RunConfig
-from genai.progress import milestone, note, say
+from genai.progress import say, step
 from genai.runs import (
     TrainResult,
     finished_run,
@@ -88,8 +88,12 @@ class RunRecorder(Hook):
             return
         write_metrics(ArtifactStore(self.store_uri, check=False), self.run_id, ctx.state.history)
         epochs = ctx.cfg.train.epochs
-        shown = say if milestone(ctx.epoch, epochs) else note
-        shown("train", f"{self.run_id} {progress_line(ctx.epoch, epochs, ctx.entry)}")
+        step(
+            "train",
+            ctx.epoch,
+            epochs,
+            f"{self.run_id} {progress_line(ctx.epoch, epochs, ctx.entry)}",
+        )
 
 
 @contextlib.contextmanager
@@ -107,8 +111,7 @@ def watching(store: ArtifactStore, run_id: str, epochs: int, every: float = 1.0)
             return
         for entry in history[shown:]:
             epoch = int(entry["epoch"])
-            line = say if milestone(epoch, epochs) else note
-            line("train", f"{run_id} {progress_line(epoch, epochs, entry)}")
+            step("train", epoch, epochs, f"{run_id} {progress_line(epoch, epochs, entry)}")
         shown = max(shown, len(history))
 
     def loop() -> None:

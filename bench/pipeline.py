@@ -14,6 +14,9 @@ is measured apart in the same run:
 * sweep trial start-up: the sweep stage x 2 CPUs minus the time trials spent working, per trial;
 * Ray Train start-up: the train stage minus the epochs' own time.
 
+Beside it, in the same run and first, the same fresh-machine `genai run` with MLflow tracking
+off (`GENAI_TRACKING=off`): what tracking to the default SQLite beside the store costs.
+
     .venv/bin/python bench/pipeline.py
 """
 
@@ -56,17 +59,40 @@ def ray_startup() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def fresh_env(tmp: str, **extra: str) -> dict[str, str]:
+    """A user's shell on a machine where genai never ran (a state directory of its own)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GENAI_"))}
+    return env | {"GENAI_STATE_DIR": f"{tmp}/home", "GENAI_LOG_DIR": f"{tmp}/home/logs", **extra}
+
+
+def down(env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "flows.cli", "down"], cwd=ROOT, env=env,
+                   capture_output=True)  # fmt: skip
+
+
+def untracked_run() -> tuple[float, dict[str, float]]:
+    """The same fresh-machine `genai run` with tracking off: wall and stage seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = fresh_env(tmp, GENAI_TRACKING="off")
+        try:
+            summary, wall = genai_run(f"file://{tmp}/store", env)
+        finally:
+            down(env)
+        assert not Path(tmp, "store", "mlflow").exists()
+    return wall, summary["stage_seconds"]
+
+
 def main() -> None:
+    off_wall, off_stages = untracked_run()
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"file://{tmp}/store"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env |= {"GENAI_STATE_DIR": f"{tmp}/home", "GENAI_LOG_DIR": f"{tmp}/home/logs"}
+        env = fresh_env(tmp)
         try:
             first, wall = genai_run(uri, env)
             _, rerun_wall = genai_run(uri, env)
         finally:
-            down = [sys.executable, "-m", "flows.cli", "down"]
-            subprocess.run(down, cwd=ROOT, env=env, capture_output=True)
+            down(env)
+        assert Path(tmp, "store", "mlflow", "mlflow.db").is_file()  # tracked, by default
         store = ArtifactStore(uri)
         summary = store.read_json(first["summary_uri"].removeprefix(uri + "/"))
         stages = summary["stage_seconds"]
@@ -93,6 +119,11 @@ def main() -> None:
         f"framework overhead {total_overhead:.1f}s = {100 * total_overhead / wall:.0f}% of the run"
     )
     print(
+        f"tracking off: {off_wall:.1f}s end to end ("
+        + ", ".join(f"{k} {v:.1f}s" for k, v in off_stages.items())
+        + f"); tracked / untracked = {wall / off_wall:.3f}"
+    )
+    print(
         json.dumps(
             {
                 "wall_s": round(wall, 2),
@@ -103,6 +134,9 @@ def main() -> None:
                 "ray_startup_s": round(ray_s, 2),
                 "sweep_trials": len(trials),
                 "train_epochs_s": round(epochs_s, 2),
+                "untracked_wall_s": round(off_wall, 2),
+                "untracked_stages_s": off_stages,
+                "tracked_over_untracked": round(wall / off_wall, 3),
             }
         )
     )

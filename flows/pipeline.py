@@ -24,6 +24,7 @@ from genai.config import PipelineConfig
 from genai.pipeline import base_config, finished_pipeline, pipeline_id_for, retrain_config
 from genai.progress import say
 from genai.storage import ArtifactStore
+from genai.tracking import store_files, tracked, tracking_for
 
 
 @task
@@ -46,6 +47,27 @@ def pipeline_flow(
         if stored is not None:
             say("pipeline", f"{pipeline_id}: already in the store, {stored['summary_uri']}")
             return stored
+    tracking = tracking_for(ArtifactStore(store))
+    params = config.model_dump(mode="json")
+    tags = {"genai.kind": "pipeline"}
+    with tracked(tracking, layout.pipeline(pipeline_id), pipeline_id, params, tags) as mlflow_run:
+        summary, markdown = _stages(config, pipeline_id, store, ray_address, force)
+        if mlflow_run is not None:
+            seconds = {f"seconds/{k}": v for k, v in summary["stage_seconds"].items()}
+            mlflow_run.log_metrics({**summary["metrics"], **seconds})
+            saved = store_files(ArtifactStore(store), layout.pipeline_summary(pipeline_id))
+            mlflow_run.log_files({**saved, "report.md": markdown})
+    return summary
+
+
+def _stages(
+    config: PipelineConfig,
+    pipeline_id: str,
+    store: str | None,
+    ray_address: str | None,
+    force: bool,
+) -> tuple[dict[str, Any], str]:
+    """The five stages; the summary (written) and its markdown report (a Prefect artifact)."""
     timings: dict[str, float] = {}
 
     def timed(stage: str, start: float) -> None:
@@ -106,12 +128,13 @@ def pipeline_flow(
         "stage_seconds": timings,
     }
     summary["summary_uri"] = s.write_json(layout.pipeline_summary(pipeline_id), summary)
+    markdown = pipeline_report(summary, store, samples)
     create_markdown_artifact(
-        markdown=pipeline_report(summary, store, samples),
+        markdown=markdown,
         key=artifact_key(f"pipeline-{pipeline_id}"),
         description=f"Pipeline {pipeline_id}: leaderboard, best config, metrics, samples",
     )
-    return summary
+    return summary, markdown
 
 
 def pipeline_report(summary: dict[str, Any], store: str | None, samples: dict[str, Any]) -> str:

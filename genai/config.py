@@ -34,6 +34,7 @@ Family = Literal["vae", "gan", "diffusion", "autoregressive"]
 LATER_DEFAULTS: dict[tuple[str, str], Any] = {
     ("data", "label_uri"): None,
     ("data", "image_labels"): True,
+    ("model", "class_path"): None,
 }
 
 
@@ -205,6 +206,20 @@ class ModelConfig(StrictModel):
     diffusion: DiffusionOptions = DiffusionOptions()
     gan: GanOptions = GanOptions()
     autoregressive: AutoregressiveOptions = AutoregressiveOptions()
+    class_path: str | None = Field(
+        None,
+        description="your own family instead of the built-in one: 'module:Class', a subclass of"
+        " genai.models.GenerativeModel built as Class(model, losses, data, features=None); it"
+        " takes the loss slots of `family`. Imported from the working directory or the Python path",
+    )
+
+    @model_validator(mode="after")
+    def _class_path_names_a_family(self) -> ModelConfig:
+        if self.class_path is not None:
+            from genai.plugins import family_class
+
+            family_class(self.class_path)  # a ValueError naming model.class_path
+        return self
 
 
 # -------------------------------------------------------------------------------------- train

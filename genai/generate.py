@@ -21,6 +21,7 @@ from genai.plots import image_grid, loss_curves, scatter
 from genai.progress import say
 from genai.runs import history_of, load_trained
 from genai.storage import ArtifactStore
+from genai.tracking import attach
 
 PICTURES = ("grid", "scatter", "loss_curve")
 
@@ -91,5 +92,7 @@ def generate(
     # the samples last: their metadata is what marks the stage done for these settings
     key = layout.samples_table(run_id)
     uris = {"samples": store.write_table(key, table, metadata=meta), **uris}
+    pictures = {f"{name}.png": png for name, png in files.items()}
+    attach(store, layout.run(run_id), files=pictures, folder="samples")
     say("generate", f"{run_id}: {cfg.n} samples, {', '.join(files) or 'no picture'}")
     return {"run_id": run_id, "uri": uris["samples"], "n": cfg.n, "files": uris, "reused": False}

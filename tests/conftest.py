@@ -153,3 +153,41 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """`mlflow server` on 127.0.0.1 (SQLite backend, artifacts served through it); its URL."""
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    port, home = free_port(), tmp_path / "mlflow-server"
+    home.mkdir()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen(
+        [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{home}/mlflow.db",
+         "--artifacts-destination", (home / "artifacts").as_uri()],
+        stdout=(home / "server.log").open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((home / "server.log").read_text()[-3000:]) from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # uvicorn and MLflow's job runner with it
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()

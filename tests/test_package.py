@@ -2,7 +2,8 @@
 example configs, the search spaces, py.typed and the LICENSE; installed into a fresh virtual
 environment and run from an empty directory with an empty HOME, `genai run` (the demo config,
 shortened) and the Python API example of docs/python-api.md (as written, its store moved) finish,
-starting and stopping their own Ray and Prefect server.
+starting and stopping their own Ray and Prefect server. The `genai run` tracks to a real `mlflow
+server` on 127.0.0.1, and what it tracked is read back through MLflow's client.
 
 The fresh environment takes the project's dependencies from this one through a .pth line (they
 are not on this machine's index as a set, and installing them again is not what is under test):
@@ -77,7 +78,61 @@ def test_the_wheel_carries_configs_spaces_types_and_license(tmp_path):
     assert not any(n.startswith(("tests/", "bench/", "configs/")) for n in names)
 
 
-def test_installed_genai_runs_the_demo_and_the_api_example_from_anywhere(tmp_path):
+def tracked_runs(url: str) -> dict[str, list]:
+    """The MLflow runs of experiment ``genai`` at ``url``, by their ``genai.kind`` tag."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("genai")
+    runs: dict[str, list] = {}
+    for run in client.search_runs([experiment.experiment_id]):
+        runs.setdefault(run.data.tags.get("genai.kind"), []).append(run)
+    return runs
+
+
+def check_tracked_pipeline(url: str, summary: dict, tmp_path: Path) -> None:
+    """The pipeline is the parent of its sweep and its retrained run, the sweep of its trials;
+    metrics per epoch, params and artifacts read back through the MLflow client."""
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    client = MlflowClient(url)
+    runs = tracked_runs(url)
+    assert sorted(runs) == ["pipeline", "run", "sweep", "trial"], sorted(runs)
+    (pipeline,), (sweep,), (run,) = runs["pipeline"], runs["sweep"], runs["run"]
+    assert pipeline.info.run_name == summary["pipeline_id"] and pipeline.info.status == "FINISHED"
+    assert pipeline.data.metrics["fid"] == pytest.approx(summary["metrics"]["fid"])
+    assert pipeline.data.params["sweep.trials"] == "2"
+    assert sweep.data.tags["mlflow.parentRunId"] == pipeline.info.run_id
+    assert sweep.info.run_name == summary["sweep"]["sweep_id"]
+    assert run.data.tags["mlflow.parentRunId"] == pipeline.info.run_id
+    assert run.info.run_name == summary["best_run"]["run_id"]
+    trials = runs["trial"]
+    assert len(trials) == 2
+    assert {t.data.tags["mlflow.parentRunId"] for t in trials} == {sweep.info.run_id}
+    steps = sorted(  # a point per judged epoch (train.epochs=2); ASHA may stop one after one
+        [m.step for m in client.get_metric_history(t.info.run_id, "fid")] for t in trials
+    )
+    counts = summary["sweep"]["counts"]
+    assert steps == [[0]] * counts["stopped"] + [[0, 1]] * counts["finished"], (steps, counts)
+    assert all("loss.kl.weight" in t.data.params for t in trials)
+    history = client.get_metric_history(run.info.run_id, "val_loss")
+    assert [m.step for m in history] == [0, 1]  # retrain_epochs=2, from the rank-0 worker
+    assert run.data.metrics["eval/fid"] == pytest.approx(summary["metrics"]["fid"])
+    assert run.data.params["model.family"] == "vae"
+    files = {a.path for a in client.list_artifacts(run.info.run_id)}
+    files |= {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+    assert {"loss_curves.png", "config.json", "samples/grid.png", "samples/loss_curve.png"} <= files
+    grid = download_artifacts(run_id=run.info.run_id, artifact_path="samples/grid.png",
+                              dst_path=str(tmp_path / "grid"), tracking_uri=url)  # fmt: skip
+    assert Path(grid).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {a.path for a in client.list_artifacts(sweep.info.run_id)} >= {"plot.png", "best.json"}
+    saved = download_artifacts(run_id=pipeline.info.run_id, artifact_path="summary.json",
+                               dst_path=str(tmp_path / "summary"), tracking_uri=url)  # fmt: skip
+    assert json.loads(Path(saved).read_text())["pipeline_id"] == summary["pipeline_id"]
+
+
+def test_installed_genai_runs_the_demo_and_the_api_example_from_anywhere(tmp_path, mlflow_server):
     venv = fresh_venv(tmp_path, build_wheel(tmp_path))
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
@@ -90,15 +145,18 @@ def test_installed_genai_runs_the_demo_and_the_api_example_from_anywhere(tmp_pat
     assert all(f.startswith(str(venv)) for f in where.stdout.split()), where.stdout
     try:
         store = f"file://{tmp_path}/store"
-        short = ["--set", "sweep.trials=1", "--set", "train.epochs=1", "--set", "retrain_epochs=1",
+        short = ["--set", "sweep.trials=2", "--set", "train.epochs=2", "--set", "retrain_epochs=2",
                  "--set", "retrain_workers=1", "--set", "evaluate.n_samples=200"]  # fmt: skip
         proc = subprocess.run([genai, "run", *short, "--store", store, "--json"], cwd=elsewhere,
-                              env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+                              env={**env, "MLFLOW_TRACKING_URI": mlflow_server},
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-5000:]
         summary = json.loads(proc.stdout.splitlines()[-1])
         assert summary["pipeline_id"].startswith("demo-") and summary["metrics"]["fid"] > 0
         assert summary["sweep"]["sweep_id"].startswith("vae_loss_weights-")  # the shipped space
         assert (home / ".cache" / "genai").is_dir()  # its services' state, in this HOME
+        check_tracked_pipeline(mlflow_server, summary, tmp_path)
+        assert not (tmp_path / "store" / "mlflow").exists()  # tracked to the server only
 
         text = (ROOT / "docs" / "python-api.md").read_text()
         (example,) = re.findall(r"```python\n(.*?)```", text, re.S)

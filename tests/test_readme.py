@@ -44,14 +44,58 @@ COMMANDS = [
 ]
 
 
-def readme_commands() -> list[str]:
-    """Every line of a fenced code block of README.md that runs `genai`."""
+# opens the tracking the commands above wrote beside the default store (`artifacts`)
+MLFLOW = "mlflow server --backend-store-uri sqlite:///artifacts/mlflow/mlflow.db --host 127.0.0.1 --port 5000"
+
+
+def readme_commands(program: str = "genai") -> list[str]:
+    """Every line of a fenced code block of README.md that runs ``program``."""
     blocks = re.findall(r"```[^\n]*\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    return [ln.strip() for b in blocks for ln in b.splitlines() if ln.strip().startswith("genai ")]
+    return [
+        ln.strip() for b in blocks for ln in b.splitlines() if ln.strip().startswith(f"{program} ")
+    ]
 
 
 def test_the_readme_shows_exactly_the_commands_run_here():
     assert readme_commands() == COMMANDS
+    assert readme_commands("mlflow") == [MLFLOW]
+
+
+def tracked_by_mlflow_server(store: Path) -> dict[str, list]:
+    """Run README's `mlflow server` line on the store the commands used (the store's path for
+    `artifacts`, a free port for 5000); the MLflow runs it serves, by their genai.kind tag."""
+    from mlflow import MlflowClient
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    command = MLFLOW.replace("sqlite:///artifacts/", f"sqlite:///{store}/").replace(
+        "5000", str(port)
+    )
+    argv = [str(Path(sys.executable).with_name("mlflow")), *shlex.split(command)[1:]]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "mlflow server died"
+            time.sleep(0.5)
+        client = MlflowClient(url)
+        experiment = client.get_experiment_by_name("genai")
+        runs: dict[str, list] = {}
+        for run in client.search_runs([experiment.experiment_id], max_results=1000):
+            runs.setdefault(run.data.tags["genai.kind"], []).append(run)
+        history = {r.info.run_name: len(client.get_metric_history(r.info.run_id, "val_loss"))
+                   for r in runs.get("run", [])}  # fmt: skip
+        return {**runs, "val_loss_points": history}
+    finally:
+        stop(server)
 
 
 def user_env() -> dict[str, str]:
@@ -164,4 +208,17 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
             assert seconds[command] < 10 and proc.stderr == ""  # no Prefect, no Ray
         elif command == "genai down":  # the shared Ray and Prefect server the commands started
             assert out.strip() == "stopped ray, prefect"
+    # what the commands tracked in MLflow beside the store, through README's `mlflow server`
+    tracked = tracked_by_mlflow_server(tmp_path / "store")
+    assert tracked["val_loss_points"]["my-vae"] == 20  # an epoch each
+    (pipeline,) = tracked["pipeline"]
+    assert pipeline.info.run_name == first_run["pipeline_id"]
+    assert pipeline.data.metrics["fid"] == pytest.approx(first_run["metrics"]["fid"])
+    sweeps = {s.info.run_name: s for s in tracked["sweep"]}
+    assert len(sweeps) == 2 and len(tracked["trial"]) == 12  # README's sweep and the demo's
+    demo_sweep = sweeps[first_run["sweep"]["sweep_id"]]
+    assert demo_sweep.data.tags["mlflow.parentRunId"] == pipeline.info.run_id
+    assert sum(t.data.tags["mlflow.parentRunId"] == demo_sweep.info.run_id
+               for t in tracked["trial"]) == 6  # fmt: skip
+    assert tracked["val_loss_points"][first_run["best_run"]["run_id"]] == 40
     print("seconds per command:", json.dumps(seconds, indent=1))

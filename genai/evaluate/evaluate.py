@@ -22,6 +22,7 @@ from genai.evaluate.likelihood import likelihood_metrics
 from genai.progress import say
 from genai.runs import load_trained
 from genai.storage import ArtifactStore
+from genai.tracking import attach
 
 
 class EvaluationError(UserError, ValueError):
@@ -107,6 +108,16 @@ def evaluate_run(
     meta = {"evaluate": cfg.model_dump(mode="json"), "score": judge.score_name}
     uri = store.write_table(layout.evaluation(run_id), table, metadata=meta)
     name = judge.score_name
+    attach(
+        store,
+        layout.run(run_id),
+        metrics={
+            **{f"eval/{k}": v for k, v in metrics.items()},
+            **{f"eval_floor/{k}": v for k, v in floors.items() if v is not None},
+        },
+        files={"evaluation.parquet": store.read_bytes(layout.evaluation(run_id))},
+        folder="evaluation",
+    )
     say(
         "evaluate",
         f"{run_id}: {cfg.n_samples} samples against {cfg.split}:"

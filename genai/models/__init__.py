@@ -21,12 +21,17 @@ def build_model(
     *,
     features: FeatureFn | None = None,
 ) -> GenerativeModel:
-    """The family ``model.family`` built for ``data`` with its loss slots filled by ``losses``."""
+    """The family ``model.family`` (or your class at ``model.class_path``) built for ``data`` with
+    its loss slots filled by ``losses``."""
     if model.arch.body == "conv" and data.kind != "image":
         raise ValueError(
             f"model.arch.body: 'conv' needs image data; this data is {data.kind} of shape"
             f" {list(data.shape)}: use body 'mlp'"
         )
+    if model.class_path is not None:
+        from genai.plugins import family_class
+
+        return family_class(model.class_path)(model, losses, data, features=features)
     match model.family:
         case "vae":
             return VAE(model, losses, data, features=features)

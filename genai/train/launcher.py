@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from genai import layout
@@ -31,6 +31,16 @@ from genai.runs import (
 )
 from genai.storage import ArtifactStore, StoreError
 from genai.strict import ConfigError
+from genai.tracking import (
+    TrackedRun,
+    Tracking,
+    numeric,
+    quiet,
+    safely,
+    store_files,
+    tracked,
+    tracking_for,
+)
 from genai.train.loop import EpochContext, FitState, Hook, Session
 
 log = logging.getLogger(__name__)
@@ -94,6 +104,38 @@ class RunRecorder(Hook):
             epochs,
             f"{self.run_id} {progress_line(ctx.epoch, epochs, ctx.entry)}",
         )
+
+
+@dataclass
+class EpochsToMlflow(Hook):
+    """A run's hook: rank 0 logs each committed epoch to the run's MLflow run, which the driver
+    opened and Ray's ``setup_mlflow`` takes up in the worker (through ``MLFLOW_RUN_ID``)."""
+
+    tracking: Tracking
+    mlflow_run_id: str
+    run_name: str
+    mlflow: Any = field(default=None, init=False, repr=False)
+
+    def setup(self, cfg: RunConfig, session: Session, data: Any) -> None:
+        if session.rank == 0:
+            self.mlflow = safely(self.tracking, self._start, "setup_mlflow failed")
+
+    def _start(self) -> Any:
+        from ray.air.integrations.mlflow import setup_mlflow
+
+        quiet()
+        os.environ["MLFLOW_RUN_ID"] = self.mlflow_run_id  # start_run resumes it, not a new run
+        return setup_mlflow(
+            tracking_uri=self.tracking.uri,
+            experiment_name=self.tracking.experiment,
+            run_name=self.run_name,
+        )
+
+    def on_report(self, ctx: EpochContext) -> None:
+        if self.mlflow is None:
+            return
+        values = numeric({k: v for k, v in ctx.entry.items() if k != "epoch"})
+        safely(self.tracking, lambda: self.mlflow.log_metrics(values, step=ctx.epoch))
 
 
 @contextlib.contextmanager
@@ -302,27 +344,55 @@ def _train(
 
     resumed = previous_epochs(store, plan.run_id)
     _write_config(store, cfg, plan)
-    trainer = build_trainer(
-        cfg,
-        store,
-        plan.dataset.key,
-        storage_key=layout.run(plan.run_id),
-        name=layout.run_checkpoints(plan.run_id).rsplit("/", 1)[-1],
-        hooks=[RunRecorder(store.uri, plan.run_id), *hooks],
-        use_gpu=use_gpu,
+    tracking = tracking_for(store)
+    params = cfg.model_dump(mode="json")
+    tags = {"genai.kind": "run", "genai.dataset": f"{plan.dataset.dataset}/{plan.dataset.version}"}
+    with tracked(tracking, layout.run(plan.run_id), plan.run_id, params, tags) as mlflow_run:
+        tracking_hooks = (
+            [] if mlflow_run is None else [EpochsToMlflow(tracking, mlflow_run.run_id, plan.run_id)]
+        )
+        trainer = build_trainer(
+            cfg,
+            store,
+            plan.dataset.key,
+            storage_key=layout.run(plan.run_id),
+            name=layout.run_checkpoints(plan.run_id).rsplit("/", 1)[-1],
+            hooks=[RunRecorder(store.uri, plan.run_id), *tracking_hooks, *hooks],
+            use_gpu=use_gpu,
+        )
+        start = time.perf_counter()
+        where = f"{cfg.train.num_workers} Ray Train worker{'s' * (cfg.train.num_workers > 1)}"
+        device = "GPU" if use_gpu else "CPU"
+        say("train", f"{plan.run_id}: {cfg.train.epochs} epochs on {where} ({device})")
+        try:
+            with watching(store, plan.run_id, cfg.train.epochs):
+                result = trainer.fit()
+        except Exception as err:
+            raise TrainError(f"run {plan.run_id} failed: {type(err).__name__}: {err}") from err
+        path = result.checkpoint.path if result.checkpoint is not None else None
+        checkpoint = f"s3://{path}" if path and store.protocol == "s3" else path
+        out = _result(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)
+        if mlflow_run is not None:
+            track_result(mlflow_run, store, out)
+        return out
+
+
+def track_result(mlflow_run: TrackedRun, store: ArtifactStore, result: TrainResult) -> None:
+    """The finished run's files on its MLflow run: config, result, metrics, loss curves."""
+    from genai.plots import loss_curves
+
+    history = history_of(store.read_table(layout.run_metrics(result.run_id)))
+    mlflow_run.log_files(
+        {
+            **store_files(
+                store,
+                layout.run_config(result.run_id),
+                layout.run_result(result.run_id),
+                layout.run_metrics(result.run_id),
+            ),
+            "loss_curves.png": loss_curves(history, title=result.run_id),
+        }
     )
-    start = time.perf_counter()
-    where = f"{cfg.train.num_workers} Ray Train worker{'s' * (cfg.train.num_workers > 1)}"
-    device = "GPU" if use_gpu else "CPU"
-    say("train", f"{plan.run_id}: {cfg.train.epochs} epochs on {where} ({device})")
-    try:
-        with watching(store, plan.run_id, cfg.train.epochs):
-            result = trainer.fit()
-    except Exception as err:
-        raise TrainError(f"run {plan.run_id} failed: {type(err).__name__}: {err}") from err
-    path = result.checkpoint.path if result.checkpoint is not None else None
-    checkpoint = f"s3://{path}" if path and store.protocol == "s3" else path
-    return _result(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)
 
 
 class StoreSession(Session):

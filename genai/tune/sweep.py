@@ -17,6 +17,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -28,6 +29,16 @@ from genai.evaluate.features import ensure_feature_net
 from genai.progress import say
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
+from genai.tracking import (
+    PARENT_TAG,
+    TrackedRun,
+    Tracking,
+    numeric,
+    safely,
+    store_files,
+    tracked,
+    tracking_for,
+)
 from genai.train.launcher import check_capacity, resolve_use_gpu
 from genai.tune.record import SweepResult, finished_sweep, ranking, sweep_id_for
 from genai.tune.space import SearchSpace, load_space, trial_config
@@ -109,6 +120,46 @@ class Progress(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self.failed.add(trial.trial_id)
         self._line(trials)
+
+
+class TrialRuns(MLflowLoggerCallback):
+    """Ray Tune's MLflow callback, each trial an MLflow run nested under the sweep's (its config
+    as params). A result goes as one batch of the trial's own metrics at its epoch: the stock
+    callback sends every key of Tune's result, Tune's bookkeeping included, a request each. A
+    failure warns once and the sweep goes on untracked."""
+
+    BOOKKEEPING = frozenset(
+        {"timestamp", "pid", "training_iteration", "iterations_since_restore", "done",
+         "time_this_iter_s", "time_since_restore", "epoch"}
+    )  # fmt: skip
+
+    def __init__(self, tracking: Tracking, parent_run_id: str, sweep_id: str) -> None:
+        super().__init__(
+            tracking.uri,
+            experiment_name=tracking.experiment,
+            tags={PARENT_TAG: parent_run_id, "genai.kind": "trial", "genai.sweep_id": sweep_id},
+        )
+        self.tracking = tracking
+
+    def setup(self, *args, **kwargs):
+        base = super()
+        safely(self.tracking, lambda: base.setup(*args, **kwargs), "MLflow callback failed")
+
+    def log_trial_start(self, trial):
+        base = super()
+        safely(self.tracking, lambda: base.log_trial_start(trial), "MLflow callback failed")
+
+    def log_trial_result(self, iteration, trial, result):
+        run_id = getattr(self, "_trial_runs", {}).get(trial)
+        if run_id is None:
+            return
+        metrics = {k: v for k, v in numeric(result).items() if k not in self.BOOKKEEPING}
+        step = int(result.get("epoch", iteration - 1))  # 0-based, as a run's epochs are
+        TrackedRun(self.tracking, run_id).log_metrics(metrics, step=step)
+
+    def log_trial_end(self, trial, failed=False):
+        base = super()
+        safely(self.tracking, lambda: base.log_trial_end(trial, failed), "MLflow callback failed")
 
 
 def make_search(cfg: SweepConfig, space: SearchSpace, concurrency: int):
@@ -222,6 +273,38 @@ def _sweep(
         if cfg.scheduler == "asha"
         else FIFOScheduler()
     )
+    tracking = tracking_for(store)
+    params = {"base": base.model_dump(mode="json"), "sweep": cfg.model_dump(mode="json")}
+    tags = {"genai.kind": "sweep", "genai.dataset": f"{prepared.dataset}/{prepared.version}"}
+    with tracked(tracking, layout.sweep(sweep_id), sweep_id, params, tags) as mlflow_run:
+        trials = [] if mlflow_run is None else [TrialRuns(tracking, mlflow_run.run_id, sweep_id)]
+        best = _tune(base, cfg, store, space, sweep_id, (metric, mode), trainable, scheduler,
+                     make_search(cfg, space, concurrency), trials)  # fmt: skip
+        if mlflow_run is not None:
+            mlflow_run.log_metrics({f"best_{metric}": best["score"], **best["counts"]})
+            keys = (layout.sweep_best, layout.sweep_trials, layout.sweep_plot)
+            mlflow_run.log_files(store_files(store, *(key(sweep_id) for key in keys)))
+    return SweepResult(
+        sweep_id, store.key_uri(layout.sweep(sweep_id)), best["trials"], best, best["counts"]
+    )
+
+
+def _tune(
+    base: RunConfig,
+    cfg: SweepConfig,
+    store: ArtifactStore,
+    space: SearchSpace,
+    sweep_id: str,
+    ranked: tuple[str, str],
+    trainable: Any,
+    scheduler: Any,
+    search: Any,
+    callbacks: list[Any],
+) -> dict[str, Any]:
+    """Run Tune (or resume its experiment), then write the trial table, the plot and best.json;
+    ``ranked``: the metric and mode the best trial is chosen by."""
+    metric, mode = ranked
+    epochs = base.train.epochs
     fs, path = store.arrow_filesystem(layout.sweep(sweep_id))
     run_config = tune.RunConfig(
         name=layout.sweep_tune(sweep_id).rsplit("/", 1)[-1],
@@ -233,6 +316,7 @@ def _sweep(
         callbacks=[
             Progress(cfg.trials * space.grid_size, base.train.epochs, metric, mode),
             JsonLoggerCallback(),
+            *callbacks,
         ],
         verbose=0,
     )
@@ -260,7 +344,7 @@ def _sweep(
                     mode=mode,
                     num_samples=cfg.trials,
                     scheduler=scheduler,
-                    search_alg=make_search(cfg, space, concurrency),
+                    search_alg=search,
                     # a trial's actor is not reused: Tune resets a reused actor only if the last
                     # trial's thread ends within 2 s, and a stopped wide trial's never does
                     reuse_actors=False,
@@ -292,4 +376,4 @@ def _sweep(
     }
     store.write_bytes(layout.sweep_plot(sweep_id), plot_sweep(rows, space, metric, mode))
     store.write_json(layout.sweep_best(sweep_id), best)  # written last: the sweep is complete
-    return SweepResult(sweep_id, store.key_uri(layout.sweep(sweep_id)), len(rows), best, counts)
+    return best

@@ -48,9 +48,9 @@ def test_flow_does_not_retry_bad_data(prefect_server, tmp_path):
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def genai(*args: str, api_url: str, cwd) -> subprocess.CompletedProcess:
+def genai(*args: str, api_url: str, cwd, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the `genai` command against the test server (cwd None: the repository root)."""
-    env = {**os.environ, "PREFECT_API_URL": api_url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PREFECT_API_URL": api_url, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args],
         capture_output=True,

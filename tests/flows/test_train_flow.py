@@ -1,5 +1,6 @@
-"""`genai train` end to end: the train flow on Prefect's test server, --set overrides, --json; the
-same command again answers from the store without Prefect or Ray."""
+"""`genai train` end to end: the train flow on Prefect's test server, --set overrides, --json, an
+MLflow server that does not answer (one warning, the run trains); the same command again answers
+from the store without Prefect or Ray."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from genai.storage import ArtifactStore
+from tests.conftest import free_port
 from tests.flows.test_prepare_flow import genai
 
 pytestmark = pytest.mark.slow
@@ -16,6 +18,7 @@ pytestmark = pytest.mark.slow
 
 def test_cli_train_with_overrides_json(prefect_server, tmp_path):
     store = f"file://{tmp_path}/store"
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens: MLflow is down
     proc = genai(
         "train",
         "configs/gan.yaml",
@@ -32,8 +35,14 @@ def test_cli_train_with_overrides_json(prefect_server, tmp_path):
         "--json",
         api_url=prefect_server,
         cwd=None,
+        env={"MLFLOW_TRACKING_URI": down},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    warned = [line for line in proc.stderr.splitlines() if line.startswith("tracking ")]
+    assert warned == [f"tracking MLflow at {down}: no answer (ConnectionRefusedError: [Errno 111]"
+                      " Connection refused); this job goes on untracked (its artifacts are in the"
+                      " store as always)"], proc.stderr  # fmt: skip
+    assert not (tmp_path / "store" / "mlflow").exists()
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(result) == {"run_id", "uri", "epochs", "metrics"}
     assert result["epochs"] == 2 and result["run_id"].startswith("gan-")

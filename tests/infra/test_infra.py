@@ -64,6 +64,7 @@ def test_compose_is_valid_and_complete():
         "minio-setup",
         "ray-head",
         "ray-worker",
+        "mlflow",
     } <= services
     assert "mc mb" in text  # the bucket is created at start
 

@@ -1,0 +1,313 @@
+"""Experiment tracking in MLflow: every run, sweep and pipeline the store gains is an MLflow run.
+
+Where to: ``MLFLOW_TRACKING_URI`` when it is set (a server ``http://...``, ``sqlite:///...``);
+otherwise a SQLite database beside a local store's artifacts: ``{store}/mlflow/mlflow.db``, its
+files under ``{store}/mlflow/artifacts``. A store in S3 without ``MLFLOW_TRACKING_URI`` is not
+tracked (there is no "beside" for a database file), nor is anything under ``GENAI_TRACKING=off``.
+The experiment is ``MLFLOW_EXPERIMENT_NAME``, else ``genai``.
+
+Nesting follows the work: a pipeline's run is the parent of its sweep's and of its retrained run's;
+a sweep's run is the parent of its trials' (Ray Tune's MLflow callback, :mod:`genai.tune.sweep`);
+a run's epochs are logged from its rank-0 Ray Train worker (Ray's ``setup_mlflow``,
+:mod:`genai.train.launcher`). Each MLflow run carries the tag ``genai.key`` (``runs/{run_id}``,
+``sweeps/{sweep_id}``, ``pipelines/{pipeline_id}``), so an evaluation or a sample grid made later
+lands on the run it belongs to, and a resumed run goes on in the MLflow run it started.
+
+Tracking never costs a job its result: a server that does not answer is named in one warning and
+the job goes on untracked, as it does if MLflow fails later; every artifact is in the store anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import os
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from genai.storage import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+SWITCH = "GENAI_TRACKING"  # off / 0 / false / no: nothing is tracked
+EXPERIMENT = "genai"
+KEY_TAG = "genai.key"
+PARENT_TAG = "mlflow.parentRunId"
+# MLflow's own defaults retry a request for minutes (7 retries, exponential back-off): a server
+# that goes away mid-job would hold the job that long. Set unless the user set them.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+PROBE_TIMEOUT_S = 3.0
+
+T = TypeVar("T")
+
+# the MLflow run new runs nest under (set while a pipeline or sweep runs in this context)
+_parent: contextvars.ContextVar[str | None] = contextvars.ContextVar("genai_mlflow_parent")
+_broken: set[str] = set()  # tracking URIs that failed in this process: warned once, then skipped
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where this job's MLflow runs go; picklable, so a Ray worker gets it as it is."""
+
+    uri: str
+    experiment: str = EXPERIMENT
+    artifact_location: str | None = None  # for the experiment, when this job creates it
+
+    def client(self):
+        quiet()
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)
+
+    def experiment_id(self) -> str:
+        client = self.client()
+        found = client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(
+                self.experiment, artifact_location=self.artifact_location
+            )
+        except Exception:  # created meanwhile by another process
+            found = client.get_experiment_by_name(self.experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    @property
+    def shown(self) -> str:
+        """The URI without credentials, for messages."""
+        from genai.storage import redact
+
+        return redact(self.uri)
+
+
+def quiet() -> None:
+    """MLflow's INFO lines (database migrations) stay out of the console; HTTP retries short."""
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    import mlflow  # noqa: F401 (it sets its loggers' levels on import, so this comes after)
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def warn(tracking: Tracking, what: str) -> None:
+    """One warning per tracking URI and process; tracking to it stops for this process."""
+    if tracking.uri in _broken:
+        return
+    _broken.add(tracking.uri)
+    from genai.progress import say
+
+    say(
+        "tracking",
+        f"MLflow at {tracking.shown}: {what}; this job goes on untracked"
+        " (its artifacts are in the store as always)",
+    )
+
+
+def safely(tracking: Tracking | None, call: Callable[[], T], what: str = "failed") -> T | None:
+    """``call()``, or None (with the one warning) when tracking is off or MLflow fails."""
+    if tracking is None or tracking.uri in _broken:
+        return None
+    try:
+        return call()
+    except Exception as err:  # tracking never fails a job
+        warn(tracking, f"{what}: {type(err).__name__}: {str(err)[:300]}")
+        return None
+
+
+def answers(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when the MLflow server at ``uri`` answers its health check, else why not."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as reply:
+            return None if reply.status == 200 else f"health check answered {reply.status}"
+    except Exception as err:
+        reason = getattr(err, "reason", err)  # urllib wraps the socket's error
+        return f"{type(reason).__name__}: {reason}"
+
+
+def tracking_for(store: ArtifactStore) -> Tracking | None:
+    """Where this job tracks to (module docstring), or None; a server that does not answer its
+    health check within a few seconds is warned about once and not tracked to."""
+    if os.environ.get(SWITCH, "").strip().lower() in ("off", "0", "false", "no"):
+        return None
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if not uri:
+        if store.protocol != "file":
+            log.info("not tracked: store %s is not local and MLFLOW_TRACKING_URI is unset", store)
+            return None
+        home = Path(store.base) / "mlflow"
+        home.mkdir(parents=True, exist_ok=True)
+        return Tracking(f"sqlite:///{home}/mlflow.db", experiment, (home / "artifacts").as_uri())
+    tracking = Tracking(uri, experiment)
+    if tracking.uri in _broken:
+        return None
+    if uri.startswith(("http://", "https://")):
+        why = answers(uri)
+        if why is not None:
+            warn(tracking, f"no answer ({why})")
+            return None
+    return tracking
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """One MLflow run of this job (``run_id`` is MLflow's)."""
+
+    tracking: Tracking
+    run_id: str
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        values = numeric(metrics)
+        self._batches("metrics", [Metric(k, v, now, step or 0) for k, v in values.items()], 1000)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        self._batches("params", [Param(k, str(v)[:6000]) for k, v in flatten(params).items()], 100)
+
+    def _batches(self, kind: str, items: list, size: int) -> None:
+        """``log_batch`` in requests of at most ``size`` (MLflow's limit per request)."""
+        client = self.tracking.client()
+        for i in range(0, len(items), size):
+            chunk = {kind: items[i : i + size]}
+            safely(self.tracking, lambda chunk=chunk: client.log_batch(self.run_id, **chunk))
+
+    def log_files(self, files: Mapping[str, bytes | str | Any], folder: str | None = None) -> None:
+        """Each ``name: content`` as an artifact (bytes as they are, str as text, anything else as
+        JSON), under ``folder``."""
+
+        def upload() -> None:
+            with tempfile.TemporaryDirectory(prefix="genai-mlflow-") as tmp:
+                for name, content in files.items():
+                    path = Path(tmp) / name
+                    if isinstance(content, bytes):
+                        path.write_bytes(content)
+                    elif isinstance(content, str):
+                        path.write_text(content)
+                    else:
+                        path.write_text(json.dumps(content, indent=2, default=str))
+                self.tracking.client().log_artifacts(self.run_id, tmp, artifact_path=folder)
+
+        safely(self.tracking, upload, "logging artifacts failed")
+
+
+def store_files(store: ArtifactStore, *keys: str) -> dict[str, bytes]:
+    """Stored files as artifacts, each under its own file name (``runs/x/config.json``:
+    ``config.json``)."""
+    return {key.rsplit("/", 1)[-1]: store.read_bytes(key) for key in keys}
+
+
+def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The entries MLflow can take as metrics: numbers (not booleans), as floats."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        out[key] = float(value)
+    return out
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as ``a.b.c: value`` pairs, as a Ray Tune search space names them."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def find(tracking: Tracking, key: str) -> str | None:
+    """The newest MLflow run tagged ``genai.key = key`` in the experiment, or None."""
+    client = tracking.client()
+    runs = client.search_runs(
+        [tracking.experiment_id()],
+        filter_string=f"tags.`{KEY_TAG}` = '{key}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def parent() -> str | None:
+    """The MLflow run that runs started now nest under."""
+    return _parent.get(None)
+
+
+def _open(tracking: Tracking, key: str, name: str, params: Mapping[str, Any], tags: dict) -> str:
+    client = tracking.client()
+    experiment_id = tracking.experiment_id()
+    previous = find(tracking, key)
+    if previous is not None and client.get_run(previous).info.status != "FINISHED":
+        client.update_run(previous, status="RUNNING")  # a resumed run goes on where it stopped
+        return previous
+    tags = {KEY_TAG: key, **tags}
+    if parent() is not None:
+        tags[PARENT_TAG] = parent()
+    run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    TrackedRun(tracking, run_id).log_params(params)
+    return run_id
+
+
+@contextlib.contextmanager
+def tracked(
+    tracking: Tracking | None,
+    key: str,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[TrackedRun | None]:
+    """An MLflow run for the block (None when not tracked), nested under the current parent
+    and parent of the runs the block starts; FINISHED if the block returns, else FAILED (KILLED on
+    Ctrl-C). A run with the same key that did not finish is taken up again."""
+    run_id = safely(tracking, lambda: _open(tracking, key, name, params or {}, dict(tags or {})))
+    if run_id is None:
+        yield None
+        return
+    token = _parent.set(run_id)
+    status = "FAILED"
+    try:
+        yield TrackedRun(tracking, run_id)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        _parent.reset(token)
+        safely(tracking, lambda: tracking.client().set_terminated(run_id, status))
+
+
+def attach(
+    store: ArtifactStore,
+    key: str,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    files: Mapping[str, Any] | None = None,
+    folder: str | None = None,
+) -> None:
+    """Add metrics and files to the MLflow run tagged ``key`` (made by an earlier command, e.g.
+    an evaluation of a trained run); nothing when there is none or tracking is off."""
+    tracking = tracking_for(store)
+    run_id = safely(tracking, lambda: find(tracking, key))
+    if run_id is None:
+        return
+    run = TrackedRun(tracking, run_id)
+    if metrics:
+        run.log_metrics(metrics)
+    if files:
+        run.log_files(files, folder)

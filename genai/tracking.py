@@ -99,6 +99,30 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@contextlib.contextmanager
+def globals_kept() -> Iterator[None]:
+    """MLflow's process-wide state as it was before the block. Ray's MLflow helpers call
+    ``mlflow.set_tracking_uri``, which also sets ``MLFLOW_TRACKING_URI`` in this process's
+    environment: every later job of the process (a notebook's next call, a test session's next
+    command) would track there, whatever its own store."""
+    quiet()
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as service
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN")
+    env = {name: os.environ.get(name) for name in names}
+    uris = service._tracking_uri, registry._registry_uri
+    try:
+        yield
+    finally:
+        service._tracking_uri, registry._registry_uri = uris
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def warn(tracking: Tracking, what: str) -> None:
     """One warning per tracking URI and process; tracking to it stops for this process."""
     if tracking.uri in _broken:

@@ -33,6 +33,7 @@ from genai.tracking import (
     PARENT_TAG,
     TrackedRun,
     Tracking,
+    globals_kept,
     numeric,
     safely,
     store_files,
@@ -278,8 +279,10 @@ def _sweep(
     tags = {"genai.kind": "sweep", "genai.dataset": f"{prepared.dataset}/{prepared.version}"}
     with tracked(tracking, layout.sweep(sweep_id), sweep_id, params, tags) as mlflow_run:
         trials = [] if mlflow_run is None else [TrialRuns(tracking, mlflow_run.run_id, sweep_id)]
-        best = _tune(base, cfg, store, space, sweep_id, (metric, mode), trainable, scheduler,
-                     make_search(cfg, space, concurrency), trials)  # fmt: skip
+        # Tune's MLflow callback sets MLflow's tracking URI process-wide: not beyond this sweep
+        with contextlib.nullcontext() if mlflow_run is None else globals_kept():
+            best = _tune(base, cfg, store, space, sweep_id, (metric, mode), trainable, scheduler,
+                         make_search(cfg, space, concurrency), trials)  # fmt: skip
         if mlflow_run is not None:
             mlflow_run.log_metrics({f"best_{metric}": best["score"], **best["counts"]})
             keys = (layout.sweep_best, layout.sweep_trials, layout.sweep_plot)

@@ -95,6 +95,25 @@ def test_attach_adds_to_the_run_with_that_key(local):
     assert [a.path for a in where.client().list_artifacts(run.run_id, "s")] == ["s/grid.png"]
 
 
+def test_rays_mlflow_set_up_leaves_the_process_as_it_found_it(local):
+    """Ray's MLflow helpers (the sweep's Tune callback) set MLflow's tracking URI process-wide,
+    and with it MLFLOW_TRACKING_URI: the next job of the process, or a command it starts, would
+    track there. Found by CI: the README's commands, started after in-process sweeps, tracked
+    into an earlier test's store."""
+    import os
+
+    import mlflow
+    from ray.air._internal.mlflow import _MLflowLoggerUtil
+
+    _, where = local
+    before = mlflow.get_tracking_uri()
+    with tracking.globals_kept():
+        _MLflowLoggerUtil().setup_mlflow(tracking_uri=where.uri, experiment_name="genai")
+        assert os.environ["MLFLOW_TRACKING_URI"] == where.uri  # what Ray leaves behind
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow.get_tracking_uri() == before != where.uri
+
+
 def test_a_server_that_does_not_answer_warns_once_and_tracks_nothing(monkeypatch, tmp_path, caplog):
     down = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", down)

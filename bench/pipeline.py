@@ -73,12 +73,14 @@ def down(env: dict[str, str]) -> None:
 def untracked_run() -> tuple[float, dict[str, float]]:
     """The same fresh-machine `genai run` with tracking off: wall and stage seconds."""
     with tempfile.TemporaryDirectory() as tmp:
+        uri = f"file://{tmp}/store"
         env = fresh_env(tmp, GENAI_TRACKING="off")
         try:
-            summary, wall = genai_run(f"file://{tmp}/store", env)
+            result, wall = genai_run(uri, env)
         finally:
             down(env)
         assert not Path(tmp, "store", "mlflow").exists()
+        summary = ArtifactStore(uri).read_json(result["summary_uri"].removeprefix(uri + "/"))
     return wall, summary["stage_seconds"]
 
 

@@ -256,16 +256,21 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def find(tracking: Tracking, key: str) -> str | None:
-    """The newest MLflow run tagged ``genai.key = key`` in the experiment, or None."""
-    client = tracking.client()
-    runs = client.search_runs(
-        [tracking.experiment_id()],
+def newest(tracking: Tracking, key: str, experiment_id: str | None = None) -> Any:
+    """The newest MLflow run (the whole ``Run``) tagged ``genai.key = key``, or None."""
+    runs = tracking.client().search_runs(
+        [experiment_id or tracking.experiment_id()],
         filter_string=f"tags.`{KEY_TAG}` = '{key}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return runs[0].info.run_id if runs else None
+    return runs[0] if runs else None
+
+
+def find(tracking: Tracking, key: str) -> str | None:
+    """The id of the newest MLflow run tagged ``genai.key = key`` in the experiment, or None."""
+    run = newest(tracking, key)
+    return None if run is None else run.info.run_id
 
 
 def parent() -> str | None:
@@ -276,10 +281,10 @@ def parent() -> str | None:
 def _open(tracking: Tracking, key: str, name: str, params: Mapping[str, Any], tags: dict) -> str:
     client = tracking.client()
     experiment_id = tracking.experiment_id()
-    previous = find(tracking, key)
-    if previous is not None and client.get_run(previous).info.status != "FINISHED":
-        client.update_run(previous, status="RUNNING")  # a resumed run goes on where it stopped
-        return previous
+    previous = newest(tracking, key, experiment_id)  # the search returns its status too
+    if previous is not None and previous.info.status != "FINISHED":
+        client.update_run(previous.info.run_id, status="RUNNING")  # a resumed run goes on
+        return previous.info.run_id
     tags = {KEY_TAG: key, **tags}
     if parent() is not None:
         tags[PARENT_TAG] = parent()

@@ -3,7 +3,8 @@
 The UI draws a union of near-identical objects as a row of buttons and preselects the first,
 whatever the value; a loss slot therefore gets one flat object form: ``name`` a dropdown of the
 slot's losses, then every field those losses take (a field only some take is optional and says
-which). Validation stays pydantic's discriminated union; this only changes what the form shows.
+which; a field whose default differs between them is left empty, each loss's default named).
+Validation stays pydantic's discriminated union; this only changes what the form shows.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def slot_form(classes: tuple[type[BaseModel], ...]) -> dict[str, Any]:
                 spec = {"anyOf": [spec, {"type": "null"}], "title": spec.get("title", field)}
                 what = cls.model_fields[field].description or ""
                 spec["description"] = f"{what} ({', '.join(takers)} only)".strip()
+            fields = [c.model_fields[field] for c in classes if field in c.model_fields]
+            if len(takers) == len(classes) and len({repr(f.default) for f in fields}) > 1:
+                each = [f"{name}: {f.description}, default {f.default}"
+                        for name, f in zip(names, fields, strict=True)]  # fmt: skip
+                spec = {k: v for k, v in spec.items() if k not in ("default", "description")}
+                spec = {"anyOf": [spec, {"type": "null"}], "title": spec.get("title", field)}
+                spec["description"] = "; ".join(each) + " (empty: the loss's default)"
             props[field] = spec
     return {
         "type": "object",

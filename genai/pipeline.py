@@ -13,12 +13,16 @@ from typing import Any
 
 from genai import layout
 from genai.config import PipelineConfig, RunConfig, identity
+from genai.configfile import shipped
 from genai.storage import ArtifactStore
 
 
 def pipeline_id_for(config: PipelineConfig) -> str:
-    """``{name}-{hash}`` of the whole config (the data's content is checked apart)."""
-    digest = hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode())
+    """``{name}-{hash}`` of the whole config and the text of its search space, so an edited space
+    is a new pipeline rather than the old one's summary (the data's content is checked apart)."""
+    space = shipped(config.sweep.space)
+    payload = {"config": identity(config), "space": space.read_text() if space.is_file() else None}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
     return f"{config.name}-{digest.hexdigest()[:12]}"
 
 

@@ -26,10 +26,11 @@ _FUNCTIONS = {
     "mae_loss": "genai.losses.regression",
     "mse_loss": "genai.losses.regression",
     "pointwise_loss": "genai.losses.regression",
+    "r1_penalty": "genai.losses.adversarial",
 }
 
 if TYPE_CHECKING:
-    from genai.losses.adversarial import adversarial_halves, gradient_penalty
+    from genai.losses.adversarial import adversarial_halves, gradient_penalty, r1_penalty
     from genai.losses.composite import LossTerms, weighted_total
     from genai.losses.perceptual import perceptual_loss
     from genai.losses.probabilistic import (
@@ -62,5 +63,6 @@ __all__ = [
     "mse_loss",
     "perceptual_loss",
     "pointwise_loss",
+    "r1_penalty",
     "weighted_total",
 ]

@@ -75,6 +75,14 @@ def gradient_penalty(
     return ((norm - 1.0) ** 2).mean()
 
 
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """E[||grad C(x)||_2^2] on real rows: the zero-centred R1 penalty (Mescheder et al. 2018,
+    arXiv:1801.04406), under which the game converges to the data. The slot's weight is gamma/2."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
 def adversarial_halves(name: str) -> tuple[Callable, Callable]:
     """(discriminator loss, generator loss) of the named game."""
     match name:

@@ -66,6 +66,11 @@ class GradientPenalty(LossSpec):
     weight: float = Field(10.0, ge=0, description="lambda of WGAN-GP")
 
 
+class R1(LossSpec):
+    name: Literal["r1"] = "r1"
+    weight: float = Field(1.0, ge=0, description="gamma / 2 of the R1 penalty")
+
+
 class Perceptual(LossSpec):
     name: Literal["perceptual"] = "perceptual"
     layer_weights: tuple[float, ...] | None = Field(
@@ -90,6 +95,7 @@ LossConfig = Annotated[
     | LeastSquares
     | Wasserstein
     | GradientPenalty
+    | R1
     | Perceptual
     | FeatureMatching,
     Field(discriminator="name"),

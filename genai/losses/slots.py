@@ -20,6 +20,7 @@ from genai.losses.registry import (
     KL,
     MAE,
     MSE,
+    R1,
     CrossEntropy,
     FeatureMatching,
     GradientPenalty,
@@ -41,14 +42,18 @@ class Slot:
 
     family: str
     default: str | None = None  # None: optional slot
+    usual: str | None = None  # the loss of a slot given without a name
 
     @property
     def required(self) -> bool:
         return self.default is not None
 
 
-def _slot(family: str, default: str | None, description: str) -> Any:
-    return Field(None, description=description, json_schema_extra={"slot": [family, default]})
+def _slot(family: str, default: str | None, description: str, usual: str | None = None) -> Any:
+    """A slot of ``family``; ``default`` fills it when left out (required), ``usual`` names the
+    loss of a slot given without a name (default: ``default``, or the slot's only loss)."""
+    extra = {"slot": [family, default, usual or default]}
+    return Field(None, description=description, json_schema_extra=extra)
 
 
 class LossSlots(StrictModel):
@@ -73,8 +78,12 @@ class LossSlots(StrictModel):
     ) = _slot("gan", "non_saturating", "gan: the two players' game")
     # any discriminator; with wasserstein it is WGAN-GP (Fedus et al. 2018 use it with
     # non_saturating too, arXiv:1710.08446)
-    gradient_penalty: GradientPenalty | None = _slot(
-        "gan", None, "gan: WGAN-GP penalty on the critic; weight = lambda"
+    gradient_penalty: Annotated[GradientPenalty | R1, Field(discriminator="name")] | None = _slot(
+        "gan",
+        None,
+        "gan: a penalty on the critic's input gradient: gradient_penalty (WGAN-GP, weight ="
+        " lambda) or r1 (zero-centred on real rows, weight = gamma / 2)",
+        usual="gradient_penalty",
     )
     feature_matching: (
         Annotated[FeatureMatching | Perceptual, Field(discriminator="name")] | None
@@ -133,8 +142,8 @@ def loss_name(cls: type[LossSpec]) -> str:
 
 
 def slot_of(slot: str) -> Slot:
-    family, default = LossSlots.model_fields[slot].json_schema_extra["slot"]  # type: ignore[index]
-    return Slot(family, default)
+    family, default, usual = LossSlots.model_fields[slot].json_schema_extra["slot"]  # type: ignore[index]
+    return Slot(family, default, usual)
 
 
 def _family_slots() -> Mapping[str, Mapping[str, tuple[tuple[str, ...], bool]]]:
@@ -185,7 +194,7 @@ def fill_slots(family: str, given: Mapping[str, Any]) -> dict[str, Any]:
         loss.setdefault(slot, spec)
     for slot, spec in loss.items():
         names = FAMILY_SLOTS[family][slot][0]
-        usual = slot_of(slot).default or (names[0] if len(names) == 1 else None)
+        usual = slot_of(slot).usual or (names[0] if len(names) == 1 else None)
         if isinstance(spec, dict) and "name" not in spec and usual:
             loss[slot] = {**spec, "name": usual}
     return loss

@@ -1,5 +1,6 @@
 """GAN: adversarial slot (minimax | non_saturating | hinge | least_squares | wasserstein)
-[+ gradient_penalty for WGAN-GP] [+ feature_matching or perceptual on the generator].
+[+ gradient_penalty: WGAN-GP's, or r1 on real rows]
+[+ feature_matching or perceptual on the generator].
 
 Two players: the discriminator (critic) takes a step every training step, the generator every
 ``n_critic``-th (WGAN-GP uses 5).
@@ -19,6 +20,7 @@ from genai.losses import (
     adversarial_halves,
     gradient_penalty,
     perceptual_loss,
+    r1_penalty,
     weighted_total,
 )
 from genai.losses.perceptual import FeatureFn
@@ -91,7 +93,10 @@ class GAN(GenerativeModel):
             terms = {
                 "adversarial": self.d_loss(self.discriminator(batch), self.discriminator(fake))
             }
-            if "gradient_penalty" in self.losses:
+            penalty = self.losses.get("gradient_penalty")
+            if penalty is not None and penalty.name == "r1":
+                terms["gradient_penalty"] = r1_penalty(self.discriminator, batch)
+            elif penalty is not None:
                 terms["gradient_penalty"] = gradient_penalty(self.discriminator, batch, fake)
             return weighted_total(terms, self.losses)
         if player != "generator":

@@ -137,6 +137,14 @@ def test_parameter_forms_are_typed(served):
         "minimax", "non_saturating", "hinge", "least_squares", "wasserstein"
     ]  # fmt: skip
     assert slots["noise"]["anyOf"][0]["properties"]["name"]["enum"] == ["mse", "mae", "huber"]
+    penalty = slots["gradient_penalty"]["anyOf"][0]["properties"]
+    assert penalty["name"]["enum"] == ["gradient_penalty", "r1"]
+    # the two penalties' weights mean different things: no one default preselected for both
+    assert "default" not in penalty["weight"]["anyOf"][0]
+    assert penalty["weight"]["description"] == (
+        "gradient_penalty: lambda of WGAN-GP, default 10.0; r1: gamma / 2 of the R1 penalty,"
+        " default 1.0 (empty: the loss's default)"
+    )
 
 
 def test_five_launches_at_once_queue_and_all_complete(prefect_api, served):

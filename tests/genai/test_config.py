@@ -100,7 +100,7 @@ def test_family_slots_are_read_off_the_one_slot_table():
                 ("minimax", "non_saturating", "hinge", "least_squares", "wasserstein"),
                 True,
             ),
-            "gradient_penalty": (("gradient_penalty",), False),
+            "gradient_penalty": (("gradient_penalty", "r1"), False),
             "feature_matching": (("feature_matching", "perceptual"), False),
         },
         "diffusion": {"noise": (("mse", "mae", "huber"), True)},
@@ -124,6 +124,17 @@ def test_loss_reads_as_a_mapping_of_filled_slots_and_dumps_only_those():
         "gradient_penalty": {"weight": 5.0, "name": "gradient_penalty"},
     }
     assert RunConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+def test_a_penalty_without_a_name_is_wgan_gp_and_r1_is_named():
+    gan = {"model.family": "gan"}
+    plain = load_config(RunConfig, data={**gan, "loss.gradient_penalty": {"weight": 2}})
+    assert plain.loss["gradient_penalty"].name == "gradient_penalty"  # as every config before r1
+    r1 = load_config(RunConfig, data={**gan, "loss.gradient_penalty": {"name": "r1"}})
+    assert (r1.loss["gradient_penalty"].name, r1.loss["gradient_penalty"].weight) == ("r1", 1.0)
+    with pytest.raises(ConfigError, match="loss.gradient_penalty.name: 'r2' is not one of"
+                       " 'gradient_penalty', 'r1'"):  # fmt: skip
+        load_config(RunConfig, data={**gan, "loss.gradient_penalty.name": "r2"})
 
 
 def test_empty_slots_and_fields_as_a_form_sends_them_are_left_out():
@@ -198,10 +209,23 @@ def test_shipped_configs_and_spaces_resolve_from_any_directory(tmp_path, monkeyp
         load_config(RunConfig, "configs/nope.yaml")
 
 
-def test_ids_of_earlier_configs_stay_as_they_were():
-    """Run, sweep and pipeline ids hash the config; a field added later stays out of the hash at
-    its default (config.LATER_DEFAULTS), so what the store holds is still found. These are the
-    ids the shipped configs had before data.label_uri and data.image_labels existed."""
+OLD_VAE_SPACE = """\
+# beta-VAE on digits: which reconstruction loss, with which beta (KL weight), at which width and
+# latent size, with which learning rate? (bench/quality.py: beta, latent size and width move
+# digits' FID the most.)
+loss.reconstruction.name: {choice: [mse, bce, huber]}
+loss.kl.weight: {loguniform: [0.1, 10]}
+model.arch.width: {choice: [16, 32]}
+model.arch.latent_dim: {choice: [8, 16]}
+train.lr: {loguniform: [0.001, 0.005]}
+"""  # tune_spaces/vae_loss_weights.yaml until the demo's space changed
+
+
+def test_ids_of_earlier_configs_stay_as_they_were(tmp_path):
+    """Run and sweep ids hash the config (a sweep's, its space's text too); a field added later
+    stays out of the hash at its default (config.LATER_DEFAULTS), so what the store holds is
+    still found. These are the ids the shipped configs had before data.label_uri and
+    data.image_labels existed (the sweep's: with the search space of that time)."""
     from genai.config import SweepConfig
     from genai.pipeline import pipeline_id_for
     from genai.runs import run_id_for
@@ -209,8 +233,15 @@ def test_ids_of_earlier_configs_stay_as_they_were():
 
     run = load_config(RunConfig, "configs/vae.yaml")
     assert run_id_for(run, "v1") == "vae-614a6ebc92c1"
-    space = "tune_spaces/vae_loss_weights.yaml"
+    (tmp_path / "vae_loss_weights.yaml").write_text(OLD_VAE_SPACE)  # the text, comments too
+    space = str(tmp_path / "vae_loss_weights.yaml")
     assert sweep_id_for(run, space, SweepConfig()) == "vae_loss_weights-81287d062eb2"
-    assert pipeline_id_for(load_config(PipelineConfig, "configs/demo.yaml")) == "demo-cfe63d036d11"
+    # a pipeline's id also hashes its space's text: the demo with today's space is a new pipeline
+    demo = load_config(PipelineConfig, "configs/demo.yaml")
+    assert pipeline_id_for(demo) == "demo-39005f721e4b"
+    edited = tmp_path / "space.yaml"
+    edited.write_text(shipped(demo.sweep.space).read_text() + "train.batch_size: {choice: [32]}\n")
+    assert pipeline_id_for(demo.model_copy(update={"sweep": demo.sweep.model_copy(
+        update={"space": str(edited)})})) != pipeline_id_for(demo)  # fmt: skip
     other = load_config(RunConfig, "configs/vae.yaml", overrides=["data.image_labels=true"])
     assert run_id_for(other, "v1") == "vae-614a6ebc92c1"  # the default, given: the same run

@@ -1,4 +1,4 @@
-"""Adversarial halves: signs, optima, and WGAN-GP's penalty; gradcheck in float64."""
+"""Adversarial halves: signs, optima, WGAN-GP's and R1's penalties; gradcheck in float64."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from genai.losses import adversarial_halves, gradient_penalty
+from genai.losses import adversarial_halves, gradient_penalty, r1_penalty
 from genai.losses.adversarial import (
     hinge_d_loss,
     hinge_g_loss,
@@ -64,6 +64,31 @@ def test_gradient_penalty_zero_for_unit_norm_critic():
     assert gradient_penalty(critic, real, fake).item() == pytest.approx(0.0, abs=1e-10)
     steep = lambda x: x @ (3 * w)  # noqa: E731  gradient norm 3: penalty (3 - 1)^2 = 4
     assert gradient_penalty(steep, real, fake).item() == pytest.approx(4.0)
+
+
+def test_r1_is_the_mean_squared_gradient_norm_on_real_rows():
+    w = torch.tensor([0.6, 0.8])
+    real = torch.randn(32, 2)
+    assert r1_penalty(lambda x: x @ (3 * w), real).item() == pytest.approx(9.0)  # ||3w||^2
+    # C(x) = ||x||^2 / 2 has gradient x: the penalty is the rows' mean squared norm, and a critic
+    # flat at the data (its optimum once the generator matches it) pays nothing
+    bowl = lambda x: 0.5 * (x**2).sum(-1)  # noqa: E731
+    assert r1_penalty(bowl, real).item() == pytest.approx((real**2).sum(1).mean().item())
+    assert r1_penalty(bowl, torch.zeros(4, 2)).item() == 0.0
+    assert not real.requires_grad  # the rows are not marked for the caller
+
+
+def test_r1_flows_into_the_critic_and_gradchecks():
+    critic = torch.nn.Linear(3, 1)
+    r1_penalty(lambda x: critic(x).squeeze(-1), torch.randn(8, 3)).backward()
+    assert critic.weight.grad is not None
+    assert torch.allclose(critic.weight.grad, 2 * critic.weight.detach())  # d||w||^2/dw = 2w
+    torch.manual_seed(1)
+    w = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    real = torch.randn(4, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda w: r1_penalty(lambda x: torch.tanh(x @ w).sum(-1), real), (w,)
+    )
 
 
 def test_gradient_penalty_flows_into_the_critic():

@@ -38,6 +38,12 @@ RING8_RUNS = {
         "train.epochs": 40,
     },
     "gan-minimax": {"model.family": "gan", "loss.adversarial.name": "minimax", "train.epochs": 40},
+    "gan-hinge-r1": {
+        "model.family": "gan",
+        "loss.adversarial.name": "hinge",
+        "loss.gradient_penalty": {"name": "r1", "weight": 0.01},
+        "train.epochs": 40,
+    },
     "gan-wgan_gp": {
         "model.family": "gan",
         "loss.adversarial.name": "wasserstein",

@@ -138,3 +138,23 @@ def test_the_activation_lever_sets_the_mlp_bodies(family, activation):
 def test_a_misspelt_activation_lists_the_allowed_ones():
     with pytest.raises(ConfigError, match="model.arch.activation.*'silu', 'relu'"):
         load_config(RunConfig, data={"model.arch.activation": "tanh"})
+
+
+@pytest.mark.parametrize("penalty", ["gradient_penalty", "r1"])
+def test_gan_critic_pays_the_named_penalty_on_its_input_gradient(penalty):
+    from genai.losses import gradient_penalty, r1_penalty
+
+    gan = {"model.family": "gan", "loss.gradient_penalty": {"name": penalty, "weight": 3.0}}
+    cfg = load_config(RunConfig, data={**TINY, **gan})
+    model = build_model(cfg.model, cfg.loss, POINTS)
+    batch = torch.randn(16, 2)
+    torch.manual_seed(5)
+    terms = model(batch, "discriminator")
+    if penalty == "r1":  # on the real rows only: no randomness, the same value again
+        expected = r1_penalty(model.discriminator, batch)
+    else:  # on lines between real and the same fakes: replay the step's random draws
+        torch.manual_seed(5)
+        fake = model.generate(torch.randn(16, cfg.model.arch.latent_dim)).detach()
+        expected = gradient_penalty(model.discriminator, batch, fake)
+    torch.testing.assert_close(terms.terms["gradient_penalty"], expected)
+    torch.testing.assert_close(terms.total, terms.terms["adversarial"] + 3.0 * expected)

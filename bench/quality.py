@@ -92,10 +92,15 @@ def config(
     """The recipe's RunConfig with this seed and loss (and ``--set`` overrides), in one process."""
     from genai.config import RunConfig
     from genai.configfile import apply_overrides, load_config, read_yaml
+    from genai.strict import ConfigError
 
     slot, path = losses(dataset, family)[0], ROOT / RECIPES[dataset, family]
     recipe = apply_overrides(read_yaml(path), sets)
-    train = load_config(RunConfig, recipe).train  # N workers x batch B = one process x batch N*B
+    try:
+        train = load_config(RunConfig, recipe).train  # N workers x batch B = 1 x batch N*B
+    except ConfigError as err:  # a --set the recipe cannot take: say which recipe
+        given = " ".join(sets)
+        raise ConfigError(f"{RECIPES[dataset, family]} with --set {given}: {err}") from None
     cfg = load_config(
         RunConfig,
         recipe,
@@ -110,7 +115,9 @@ def config(
     )
     penalty = cfg.loss.get("gradient_penalty")
     if loss == "wasserstein" and (penalty is None or penalty.name != "gradient_penalty"):
-        epochs = cfg.train.epochs if penalty else max(1, round(cfg.train.epochs * WGAN_EPOCHS))
+        epochs = cfg.train.epochs
+        if penalty is None:  # the penalty's second backward pass, in the same CPU budget
+            epochs = max(1, round(epochs * WGAN_EPOCHS))
         tree = {**cfg.model_dump(mode="json"), **WGAN_PENALTY, "train.epochs": epochs}
         cfg = load_config(RunConfig, data=tree)
     if (cfg.data.source, cfg.model.family) != (dataset, family):

@@ -239,9 +239,11 @@ def test_ids_of_earlier_configs_stay_as_they_were(tmp_path):
     # a pipeline's id also hashes its space's text: the demo with today's space is a new pipeline
     demo = load_config(PipelineConfig, "configs/demo.yaml")
     assert pipeline_id_for(demo) == "demo-39005f721e4b"
-    edited = tmp_path / "space.yaml"
-    edited.write_text(shipped(demo.sweep.space).read_text() + "train.batch_size: {choice: [32]}\n")
-    assert pipeline_id_for(demo.model_copy(update={"sweep": demo.sweep.model_copy(
-        update={"space": str(edited)})})) != pipeline_id_for(demo)  # fmt: skip
+    space = tmp_path / "space.yaml"  # the same path, edited: another pipeline
+    mine = demo.model_copy(update={"sweep": demo.sweep.model_copy(update={"space": str(space)})})
+    space.write_text(shipped(demo.sweep.space).read_text())
+    before = pipeline_id_for(mine)
+    space.write_text(space.read_text() + "train.batch_size: {choice: [32]}\n")
+    assert pipeline_id_for(mine) != before
     other = load_config(RunConfig, "configs/vae.yaml", overrides=["data.image_labels=true"])
     assert run_id_for(other, "v1") == "vae-614a6ebc92c1"  # the default, given: the same run

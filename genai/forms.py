@@ -19,6 +19,18 @@ def _name(cls: type[BaseModel]) -> str:
     return cls.model_fields["name"].default
 
 
+def _optional(
+    spec: dict[str, Any], field: str, description: str, drop: tuple[str, ...] = ("default",)
+) -> dict[str, Any]:
+    """``spec`` as an optional field (may be left empty) with its own description."""
+    inner = {k: v for k, v in spec.items() if k not in drop}
+    return {
+        "anyOf": [inner, {"type": "null"}],
+        "title": inner.get("title", field),
+        "description": description,
+    }
+
+
 def slot_form(classes: tuple[type[BaseModel], ...]) -> dict[str, Any]:
     """One flat object form for a slot that takes any of ``classes``."""
     names = [_name(cls) for cls in classes]
@@ -31,17 +43,14 @@ def slot_form(classes: tuple[type[BaseModel], ...]) -> dict[str, Any]:
                 continue
             takers = [_name(c) for c in classes if field in c.model_fields]
             if len(takers) < len(classes):
-                spec = {k: v for k, v in spec.items() if k != "default"}
-                spec = {"anyOf": [spec, {"type": "null"}], "title": spec.get("title", field)}
                 what = cls.model_fields[field].description or ""
-                spec["description"] = f"{what} ({', '.join(takers)} only)".strip()
+                spec = _optional(spec, field, f"{what} ({', '.join(takers)} only)".strip())
             fields = [c.model_fields[field] for c in classes if field in c.model_fields]
             if len(takers) == len(classes) and len({repr(f.default) for f in fields}) > 1:
                 each = [f"{name}: {f.description}, default {f.default}"
                         for name, f in zip(names, fields, strict=True)]  # fmt: skip
-                spec = {k: v for k, v in spec.items() if k not in ("default", "description")}
-                spec = {"anyOf": [spec, {"type": "null"}], "title": spec.get("title", field)}
-                spec["description"] = "; ".join(each) + " (empty: the loss's default)"
+                text = "; ".join(each) + " (empty: the loss's default)"
+                spec = _optional(spec, field, text, drop=("default", "description"))
             props[field] = spec
     return {
         "type": "object",

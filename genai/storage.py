@@ -268,7 +268,14 @@ class ArtifactStore:
         fs, _ = self.arrow_filesystem()
         try:
             if len(files) == 1 and files[0] == self.check_key(key):
-                return pq.read_table(self.path(key), filesystem=fs, columns=columns)
+                # opened once (one GET on S3): a file rewritten while it is read (a running
+                # train's metrics, a sweep's trials) comes whole, old or new; reading by path
+                # could mix the footer of one version with the pages of the next
+                if self.protocol == "file":
+                    source = pa.memory_map(self.path(key))
+                else:
+                    source = pa.BufferReader(self.fs.cat_file(self.path(key)))
+                return pq.read_table(source, columns=columns)
             dataset = pq.ParquetDataset(
                 [self.path(f) for f in files], filesystem=fs, partitioning="hive"
             )

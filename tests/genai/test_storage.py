@@ -46,6 +46,36 @@ def test_arrow_filesystem_reads_what_the_store_wrote(store):
     assert pq.read_table(path, filesystem=fs).num_rows == 10
 
 
+def test_a_table_rewritten_while_it_is_read_comes_whole(store):
+    """A running train rewrites its metrics.parquet every epoch while `genai status`, a test or
+    a sweep reads it: each read is one version, never the footer of one and the pages of the next
+    (ranged S3 reads of a replaced object raised FileExpired or a short page: CI, 2026-12-01)."""
+    import threading
+
+    def version(n: int) -> pa.Table:
+        return pa.table({"i": list(range(n)), "tag": [f"version {n}" * 4] * n})
+
+    store.write_table("runs/r/metrics.parquet", version(1))
+    stop, written = threading.Event(), [1]
+
+    def rewrite():
+        while not stop.is_set():
+            written.append(written[-1] % 3000 + 1)
+            store.write_table("runs/r/metrics.parquet", version(written[-1]))
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        seen = [store.read_table("runs/r/metrics.parquet").to_pydict() for _ in range(40)]
+    finally:
+        stop.set()
+        writer.join()
+    assert len(set(written)) > 10  # the writer really was rewriting it meanwhile
+    for table in seen:
+        n = len(table["i"])
+        assert table == version(n).to_pydict()
+
+
 def failing_reader(fail_after: int) -> pa.RecordBatchReader:
     schema = sample_table().schema
 

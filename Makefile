@@ -35,7 +35,7 @@ resolution: setup
 	$(BIN)/python .ci/check_resolution.py
 
 test: lint chromium resolution
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=60
 
 bench: setup
 	$(BIN)/python bench/prepare.py

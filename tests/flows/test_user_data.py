@@ -1,6 +1,8 @@
 """Your own data through the command line: a CSV with named labels, a NumPy .npy with `--shape`
-and a labels file, and a folder of PNGs labelled by subfolder each go through `genai prepare`
-and then a 1-epoch `genai train` on the dataset prepared (the same version, found in the store)."""
+and a labels file, and a folder of PNGs labelled by subfolder each go through `genai prepare`;
+a config naming the same file finds that dataset in the store. The CSV (points) and the PNGs
+(images) then train for an epoch with `genai train` on it; the .npy's images are the PNGs' kind,
+so for it the config's lookup alone is run (`find_prepared`, what `genai train` calls first)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
+from genai.config import RunConfig
+from genai.configfile import load_config
+from genai.data.prepare import find_prepared
 from genai.storage import ArtifactStore
 from tests.flows.test_prepare_flow import genai
 from tests.genai.data.test_user_files import digit_images, write_csv
@@ -64,6 +69,13 @@ def test_your_file_prepares_then_trains(prefect_server, tmp_path, case):
     config = tmp_path / "run.yaml"
     train = {"epochs": 1, "batch_size": 64, "num_workers": 1}
     config.write_text(yaml.safe_dump({**run, "train": train}))
+    found = find_prepared(load_config(RunConfig, config).data, ArtifactStore(store))
+    assert found is not None and found.version == dataset["version"]
+    if case == "npy":
+        assert manifest["kind"] == "image" and manifest["shape"] == [8, 8]
+        assert manifest["labels"]["classes"] == list(range(10))
+        assert "names" not in manifest["labels"]
+        return
     trained = genai("train", str(config), "--store", store, "--json", api_url=prefect_server, cwd=None)  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-4000:]
     assert "prepare" not in trained.stderr  # the dataset prepared above, found in the store
@@ -74,11 +86,6 @@ def test_your_file_prepares_then_trains(prefect_server, tmp_path, case):
     if case == "csv":
         assert manifest["kind"] == "points" and manifest["shape"] == [2]
         assert manifest["labels"]["names"] == ["east", "north", "south", "west"]
-    elif case == "npy":
-        assert manifest["kind"] == "image" and manifest["shape"] == [8, 8]
-        assert (
-            manifest["labels"]["classes"] == list(range(10)) and "names" not in manifest["labels"]
-        )
     else:
         assert manifest["kind"] == "image" and manifest["shape"] == [8, 8]
         assert manifest["labels"]["names"][0] == "eight" and len(manifest["labels"]["names"]) == 10

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,18 @@ class SearchSpace:
             dict(zip([p.path for p in self.params], combo, strict=True))
             for combo in itertools.product(*values)
         ]
+
+
+def trial_epochs(params: Mapping[str, Any], base_epochs: int) -> int:
+    """A trial's epochs: its own ``train.epochs`` where the space sweeps it, else the base's."""
+    return int(params.get("train.epochs") or base_epochs)
+
+
+def most_epochs(space: SearchSpace, base_epochs: int) -> int:
+    """The most epochs a trial of ``space`` can train (ASHA's max_t): the base's, or the largest
+    ``train.epochs`` the space can draw."""
+    swept = [int(v) for p in space.params if p.path == "train.epochs" for v in p.edge_values()]
+    return max([base_epochs, *swept])
 
 
 def _parse_param(key: str, spec: Any, where: str) -> Param:

@@ -42,7 +42,7 @@ from genai.tracking import (
 )
 from genai.train.launcher import check_capacity, resolve_use_gpu
 from genai.tune.record import SweepResult, finished_sweep, ranking, sweep_id_for
-from genai.tune.space import SearchSpace, load_space, trial_config
+from genai.tune.space import SearchSpace, load_space, most_epochs, trial_config, trial_epochs
 from genai.tune.table import plot_sweep, trials_table
 from genai.tune.trial import run_trial
 
@@ -114,7 +114,8 @@ class Progress(tune.Callback):
         self._line(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        done = (trial.last_result or {}).get("epochs", 0) >= self.epochs
+        own = trial_epochs(trial.config or {}, self.epochs)  # a space may sweep train.epochs
+        done = (trial.last_result or {}).get("epochs", 0) >= own
         (self.finished if done else self.stopped).add(trial.trial_id)
         self._line(trials)
 
@@ -263,7 +264,7 @@ def _sweep(
     # a driver asks for memory only: Tune needs some resource in a trial's first bundle
     driver = {"cpu": 1} if workers == 1 else {"cpu": 0, "memory": DRIVER_MEMORY}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), driver)
-    epochs = base.train.epochs
+    epochs = most_epochs(space, base.train.epochs)  # a space may sweep train.epochs upward
     scheduler = (
         ASHAScheduler(
             time_attr="epochs",  # not training_iteration: a resumed wide trial restarts that count

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from genai.evaluate.names import METRICS
-from genai.tune.space import SearchSpace
+from genai.tune.space import SearchSpace, trial_epochs
 
 
 def error_line(error: BaseException | None) -> str | None:
@@ -22,7 +22,9 @@ def error_line(error: BaseException | None) -> str | None:
     return (named[-1] if named else lines[-1] if lines else type(error).__name__)[:500]
 
 
-def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
+def trials_table(grid, space: SearchSpace, base_epochs: int) -> pa.Table:
+    """One row per trial; ``finished`` when it trained all its epochs (its own ``train.epochs``
+    where the space sweeps it, else ``base_epochs``), ``stopped`` when ASHA ended it first."""
     rows: list[dict[str, Any]] = []
     for result in grid:
         config = result.config or {}
@@ -36,7 +38,8 @@ def trials_table(grid, space: SearchSpace, max_epochs: int) -> pa.Table:
         done = max(by_epoch) + 1 if by_epoch else 0
         scores = [by_epoch.get(e, math.nan) for e in range(done)]
         last = history[-1] if history else {}
-        status = "failed" if result.error else ("finished" if done >= max_epochs else "stopped")
+        own = trial_epochs(config, base_epochs)
+        status = "failed" if result.error else ("finished" if done >= own else "stopped")
         row = {
             "trial_id": last.get("trial_id") or os.path.basename(str(result.path)),
             **{p.path: config.get(p.path) for p in space.params},

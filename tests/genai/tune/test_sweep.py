@@ -50,6 +50,23 @@ def test_a_diverging_trial_is_recorded_as_failed_and_the_sweep_goes_on(tmp_path)
     assert result.best["params"]["train.lr"] == 0.001
 
 
+def test_a_space_sweeping_epochs_runs_each_trial_to_its_own(tmp_path):
+    """train.epochs in the space: a trial that trains its own epochs, fewer than the base's, is
+    finished, not stopped early; one with more runs them all (ASHA's max_t is the space's most,
+    not the base's); ASHA's one rung, at grace 3, is the end."""
+    space = tmp_path / "space.yaml"
+    space.write_text("train.epochs: {grid: [1, 3]}\n")
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    base = load_config(RunConfig, data={**RING_GAN, "data.n": 600, "train.epochs": 2})
+    result = sweep(base, SweepConfig(space=str(space), trials=1, grace_period=3), store)
+    rows = {r["train.epochs"]: r for r in trials_of(store, result.sweep_id)}
+    assert {n: (r["epochs"], r["status"]) for n, r in rows.items()} == {
+        1: (1, "finished"),
+        3: (3, "finished"),
+    }
+    assert result.counts == {"finished": 2, "stopped": 0, "failed": 0}
+
+
 def test_trials_on_two_ray_train_workers_each(tmp_path):
     """train.num_workers 2: each trial drives a TorchTrainer (DDP on 2 workers) and Tune gets
     rank 0's score through TuneReportCallback; a diverging one fails with its cause. Judged every

@@ -7,8 +7,10 @@ model is one run fitted in a worker process of its own with the one training loo
 (:func:`genai.train.launcher.train_local`, one torch thread: the budget, not the cluster, is
 compared), then judged by ``genai.evaluate``: 2,500 samples against the test split for the
 mixtures (modes captured, high-quality share, reverse KL), 500 for digits (FID, KID, precision,
-recall in the domain feature network's space). Every row states its budget: steps, batch, width,
-and the CPU seconds its training took (at most 120).
+recall in the domain feature network's space). A seed also draws the data's split, so each digits
+model's FID is divided by its own split's floor (as many real train rows against that test split)
+in the FID / floor column. Every row states its budget: steps, batch, width, and the CPU seconds
+its training took (at most 120).
 
     .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--families gan,vae]
         [--losses hinge,bce] [--set train.epochs=20 ...] [--out q.md]
@@ -157,9 +159,18 @@ def fit_and_judge(
         "floors": ev.floors,
         "batch": cfg.train.batch_size,
         "epochs": cfg.train.epochs,
-        "width": cfg.model.arch.width if family != "autoregressive" else cfg.model.arch.d_model,
+        "width": width_shown(cfg),
         "penalty": penalty_shown(cfg.loss.get("gradient_penalty")),
     }
+
+
+def width_shown(cfg) -> str:
+    """The network's width as the budget column names it: the autoregressive body named too."""
+    if cfg.model.family != "autoregressive":
+        return str(cfg.model.arch.width)
+    if cfg.model.autoregressive.body == "made":
+        return f"{cfg.model.arch.width} (MADE, depth {cfg.model.arch.depth})"
+    return f"{cfg.model.arch.d_model} (transformer, {cfg.model.arch.layers} layers)"
 
 
 def penalty_shown(spec) -> str | None:
@@ -236,19 +247,21 @@ def digits_table(results: list[dict]) -> list[str]:
     lines = [
         "### digits (500 samples against the test split, domain feature network's space)",
         "",
-        "| family | loss | FID | KID | precision | recall | budget | CPU s (max) |",
-        "|---|---|---:|---:|---:|---:|---|---:|",
+        "| family | loss | FID | FID / floor | KID | precision | recall | budget | CPU s (max) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for family, loss, rows, m in by_loss(results, DIGITS_LOSSES):
+        ratios = [r["metrics"]["fid"] / r["floors"]["fid"] for r in rows]  # each seed's own split
         lines.append(
-            f"| {family} | {loss} | {mean_sd([x['fid'] for x in m], 1)}"
+            f"| {family} | {loss} | {mean_sd([x['fid'] for x in m], 1)} | {mean_sd(ratios, 1)}"
             f" | {mean_sd([x['kid'] for x in m], 0)} | {mean_sd([x['precision'] for x in m])}"
             f" | {mean_sd([x['recall'] for x in m])} | {budget(rows)} |"
         )
-    f = results[0]["floors"]
+    f = list({r["seed"]: r["floors"] for r in results}.values())  # a split per seed, a floor each
     lines.append(
-        f"| real train rows (floor) | | {f['fid']:.1f} | {f['kid']:.0f} | {f['precision']:.2f}"
-        f" | {f['recall']:.2f} | | |"
+        f"| real train rows (floor) | | {mean_sd([x['fid'] for x in f], 1)} | 1 |"
+        f" {mean_sd([x['kid'] for x in f], 0)} | {mean_sd([x['precision'] for x in f])}"
+        f" | {mean_sd([x['recall'] for x in f])} | | |"
     )
     return [*lines, ""]
 
@@ -293,7 +306,8 @@ def main() -> None:
                 results.append(future.result())
                 r = results[-1]
                 print(json.dumps({k: r[k] for k in ("dataset", "family", "loss", "seed", "cpu_s")}
-                                 | {"metrics": r["metrics"]}), flush=True)  # fmt: skip
+                                 | {"metrics": r["metrics"], "floors": r["floors"]}),
+                      flush=True)  # fmt: skip
     lines = []
     for dataset in datasets:
         rows = [r for r in results if r["dataset"] == dataset]

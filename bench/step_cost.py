@@ -85,11 +85,11 @@ class Clock(loop.Hook):
         return (t1 - t0) / (s1 - s0) * 1000
 
 
-def ms_per_step(store, dataset: str, family: str, epochs: int) -> float:
+def ms_per_step(store, dataset: str, family: str, epochs: int, sets: tuple[str, ...] = ()) -> float:
     from genai.train.launcher import plan_run
     from genai.train.worker import load_fit_data
 
-    cfg = quality.config(dataset, family, quality.losses(dataset, family)[1][0], seed=0)
+    cfg = quality.config(dataset, family, quality.losses(dataset, family)[1][0], 0, None, sets)
     plan = plan_run(cfg, store)
     data = load_fit_data(store, plan.dataset.key)
     clock = Clock(min(epochs, cfg.train.epochs))

@@ -31,18 +31,21 @@ Family = Literal["vae", "gan", "diffusion", "autoregressive"]
 
 # Fields added after configs first named runs, sweeps and pipelines (their ids hash the config):
 # at these values they stay out of the hash (identity), so what was made before keeps its id.
-LATER_DEFAULTS: dict[tuple[str, str], Any] = {
+LATER_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("data", "label_uri"): None,
     ("data", "image_labels"): True,
     ("model", "class_path"): None,
+    ("model", "autoregressive", "body"): "transformer",
 }
 
 
 def identity(cfg: StrictModel) -> dict[str, Any]:
     """The config as the ids hash it: its JSON dump without the later fields at their defaults."""
     tree = cfg.model_dump(mode="json")
-    for (section, name), default in LATER_DEFAULTS.items():
-        part = tree.get(section)
+    for (*sections, name), default in LATER_DEFAULTS.items():
+        part = tree
+        for section in sections:
+            part = part.get(section) if isinstance(part, dict) else None
         if isinstance(part, dict) and name in part and part[name] == default:
             del part[name]
     return tree
@@ -198,6 +201,12 @@ class GanOptions(StrictModel):
 class AutoregressiveOptions(StrictModel):
     bins: int = Field(64, gt=1, description="quantisation levels per value")
     temperature: float = Field(1.0, gt=0)
+    body: Literal["transformer", "made"] = Field(
+        "transformer",
+        description="the network giving each value's distribution from the values before it: a"
+        " causal transformer (arch.layers, heads, d_model), or MADE, a masked MLP (arch.width,"
+        " depth, activation) that is cheaper per step",
+    )
 
 
 class ModelConfig(StrictModel):

@@ -1,8 +1,9 @@
-"""A small causal transformer over quantised values (pixels, or a discretised grid for points).
+"""An autoregressive model over quantised values (pixels, or a discretised grid for points).
 
 Each sample is a sequence of D tokens, each value rounded to one of ``bins`` evenly spaced levels
-over the data's range; the model predicts token i from a start token and tokens < i, with the
-cross_entropy slot; sampling is ancestral with a temperature.
+over the data's range; the model predicts token i from tokens < i, with the cross_entropy slot;
+sampling is ancestral with a temperature. The network (``model.autoregressive.body``) is a small
+causal transformer (a start token, then tokens < i) or MADE, a masked MLP.
 """
 
 from __future__ import annotations
@@ -11,10 +12,56 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from genai.config import ModelConfig
 from genai.losses import LossSpec, LossTerms, pointwise_loss, weighted_total
 from genai.models.base import DataSpec, GenerativeModel
+from genai.models.blocks import ACTIVATIONS
+
+
+class MaskedLinear(nn.Linear):
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (out_features, in_features)."""
+
+    def __init__(self, mask: Tensor):
+        super().__init__(mask.shape[1], mask.shape[0])
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight * self.mask, self.bias)
+
+
+class Made(nn.Module):
+    """MADE (Germain et al. 2015, arXiv:1502.03509) over D tokens in their natural order: every
+    conditional in one pass of a masked MLP, output i seeing tokens < i only.
+
+    Token j enters as its level scaled to [-1, 1] (the levels are ordered) with degree j; hidden
+    units take degrees cycling over 0..D-2 and see the units below of degree <= their own; the
+    ``bins`` logits of output i see hidden units of degree < i, and the inputs < i directly (a
+    masked linear skip). Output 0 sees nothing: the first value's marginal.
+    """
+
+    def __init__(self, length: int, bins: int, width: int, depth: int, activation: str):
+        super().__init__()
+        self.length, self.bins = length, bins
+        inputs = torch.arange(length)  # each token's degree
+        outputs = inputs.repeat_interleave(bins)  # each logit's
+        hidden = torch.arange(width) % max(length - 1, 1)
+        layers: list[nn.Module] = []
+        below = inputs
+        for _ in range(depth):
+            layers += [MaskedLinear((hidden[:, None] >= below[None, :]).float()),
+                       ACTIVATIONS[activation]()]  # fmt: skip
+            below = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = MaskedLinear((outputs[:, None] > below[None, :]).float())
+        self.skip = MaskedLinear((outputs[:, None] > inputs[None, :]).float())
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        """Logits (B, D, bins) for tokens (B, D); row i depends on tokens[:, :i] only."""
+        x = tokens.float() * (2 / (self.bins - 1)) - 1
+        out = self.head(self.body(x)) + self.skip(x)
+        return out.reshape(tokens.shape[0], self.length, self.bins)
 
 
 class Autoregressive(GenerativeModel):
@@ -25,6 +72,10 @@ class Autoregressive(GenerativeModel):
         arch, self.opts, self.losses = cfg.arch, cfg.autoregressive, dict(losses)
         self.bins, self.length = self.opts.bins, data.dim
         self.nll = pointwise_loss(self.losses["nll"])
+        if self.opts.body == "made":
+            self.made = Made(self.length, self.bins, arch.width, arch.depth, arch.activation)
+            return
+        self.made = None
         self.token = nn.Embedding(self.bins + 1, arch.d_model)  # + a start token
         self.position = nn.Embedding(self.length, arch.d_model)
         layer = nn.TransformerEncoderLayer(
@@ -53,7 +104,10 @@ class Autoregressive(GenerativeModel):
         return x.reshape(tokens.shape[0], *self.data.shape)
 
     def logits(self, tokens: Tensor) -> Tensor:
-        """Next-token logits (B, T, bins) for inputs (B, T): start token then tokens < T."""
+        """Next-token logits (B, T, bins) for inputs (B, T): row i depends on tokens < i only.
+        (MADE takes the whole sequence, T = D; the transformer any T <= D.)"""
+        if self.made is not None:
+            return self.made(tokens)
         start = torch.full((tokens.shape[0], 1), self.bins, device=tokens.device, dtype=torch.long)
         inp = torch.cat([start, tokens[:, :-1]], dim=1)  # (B, T)
         t = inp.shape[1]
@@ -76,9 +130,11 @@ class Autoregressive(GenerativeModel):
         temp = temperature or self.opts.temperature
         device = next(self.parameters()).device
         tokens = torch.zeros(n, 0, dtype=torch.long, device=device)
-        for _ in range(self.length):
-            padded = torch.cat([tokens, tokens.new_zeros(n, 1)], dim=1)  # last slot is ignored
-            probs = torch.softmax(self.logits(padded)[:, -1] / temp, dim=-1)  # (n, bins)
+        for i in range(self.length):
+            # slots from i on are ignored: one for the transformer, all the rest for MADE
+            pad = self.length - i if self.made is not None else 1
+            padded = torch.cat([tokens, tokens.new_zeros(n, pad)], dim=1)
+            probs = torch.softmax(self.logits(padded)[:, i] / temp, dim=-1)  # (n, bins)
             nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(device)
             tokens = torch.cat([tokens, nxt], dim=1)
         return self.dequantise(tokens)

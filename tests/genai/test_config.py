@@ -221,6 +221,18 @@ train.lr: {loguniform: [0.001, 0.005]}
 """  # tune_spaces/vae_loss_weights.yaml until the demo's space changed
 
 
+OLD_AR_RECIPE = """
+data: {source: digits}
+model:
+  family: autoregressive
+  arch: {layers: 2, heads: 4, d_model: 64}
+  autoregressive: {bins: 17, temperature: 0.9}
+loss:
+  nll: {name: cross_entropy}
+train: {epochs: 50, batch_size: 32, lr: 0.002, schedule: cosine, num_workers: 2}
+"""  # configs/autoregressive.yaml while it was the transformer
+
+
 def test_ids_of_earlier_configs_stay_as_they_were(tmp_path):
     """Run and sweep ids hash the config (a sweep's, its space's text too); a field added later
     stays out of the hash at its default (config.LATER_DEFAULTS), so what the store holds is
@@ -247,3 +259,13 @@ def test_ids_of_earlier_configs_stay_as_they_were(tmp_path):
     assert pipeline_id_for(mine) != before
     other = load_config(RunConfig, "configs/vae.yaml", overrides=["data.image_labels=true"])
     assert run_id_for(other, "v1") == "vae-614a6ebc92c1"  # the default, given: the same run
+    # model.autoregressive.body came later still (one level deeper): the transformer keeps its id
+    (tmp_path / "ar.yaml").write_text(OLD_AR_RECIPE)
+    ar = load_config(RunConfig, tmp_path / "ar.yaml")
+    assert run_id_for(ar, "v1") == "autoregressive-e98c5d2e58cf"
+    given = load_config(RunConfig, tmp_path / "ar.yaml",
+                        overrides=["model.autoregressive.body=transformer"])  # fmt: skip
+    assert run_id_for(given, "v1") == "autoregressive-e98c5d2e58cf"
+    made = load_config(RunConfig, tmp_path / "ar.yaml",
+                       overrides=["model.autoregressive.body=made"])  # fmt: skip
+    assert run_id_for(made, "v1") != "autoregressive-e98c5d2e58cf"

@@ -53,6 +53,11 @@ RING8_RUNS = {
     },
     "diffusion": {"model.family": "diffusion", "model.arch.depth": 3, "train.epochs": 120},
     "autoregressive": {"model.family": "autoregressive", "train.epochs": 15},
+    "autoregressive-made": {
+        "model.family": "autoregressive",
+        "model.autoregressive.body": "made",
+        "train.epochs": 15,
+    },
 }
 
 

@@ -35,6 +35,14 @@ SHIPPED = [
     ("autoregressive_arch", load_config(RunConfig, data={"model.family": "autoregressive"})),
     (
         "digits_autoregressive_sampling",
+        load_config(
+            RunConfig,
+            ROOT / "configs/autoregressive.yaml",
+            overrides=["model.autoregressive.body=transformer"],
+        ),
+    ),
+    (
+        "digits_autoregressive_made",
         load_config(RunConfig, ROOT / "configs/autoregressive.yaml"),
     ),
     (

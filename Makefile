@@ -38,6 +38,7 @@ resolution: setup
 # failure of either fails the target, the check's report printed after the tests'
 test: lint chromium
 	$(BIN)/python .ci/check_resolution.py > $(VENV)/resolution.log 2>&1 & check=$$!; \
+	trap 'kill $$check 2>/dev/null' EXIT; \
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=60; status=$$?; \
 	wait $$check; resolved=$$?; cat $(VENV)/resolution.log; \
 	test $$resolved -eq 0 && exit $$status || exit $$resolved

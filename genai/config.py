@@ -167,10 +167,13 @@ class ArchConfig(StrictModel):
     """Network bodies; every field is sweepable."""
 
     body: Literal["mlp", "conv"] = "mlp"
-    width: int = Field(128, gt=0, description="hidden units (mlp) or base channels (conv)")
-    depth: int = Field(2, gt=0, description="hidden layers (mlp) or conv stages")
+    width: int = Field(
+        128, gt=0, description="hidden units (mlp, and autoregressive MADE) or base channels (conv)"
+    )
+    depth: int = Field(2, gt=0, description="hidden layers (mlp, MADE) or conv stages")
     activation: Literal["silu", "relu", "leaky_relu", "gelu"] = Field(
-        "silu", description="the MLP bodies' nonlinearity (a GAN's critic: always leaky_relu)"
+        "silu",
+        description="the MLP bodies' and MADE's nonlinearity (a GAN's critic: always leaky_relu)",
     )
     latent_dim: int = Field(8, gt=0, description="latent size of VAE and GAN")
     layers: int = Field(2, gt=0, description="transformer layers (autoregressive)")

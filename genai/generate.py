@@ -31,7 +31,7 @@ def stored_samples(store: ArtifactStore, run_id: str, cfg: GenerateConfig) -> di
     key = layout.samples_table(run_id)
     if not store.exists(key):
         return None
-    schema = store.read_table(key, columns=["index"]).schema
+    schema = store.read_schema(key)
     if store.table_metadata(schema).get("generate") != cfg.model_dump(mode="json"):
         return None
     files = {"samples": store.key_uri(key)}

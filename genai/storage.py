@@ -283,6 +283,16 @@ class ArtifactStore:
         except Exception as err:
             raise self._error("cannot read", err, key) from None
 
+    def read_schema(self, key: str) -> pa.Schema:
+        """The schema (and ``genai`` metadata) of one Parquet file: its footer, no rows."""
+        fs, path = self.arrow_filesystem(key)
+        try:
+            return pq.read_schema(path, filesystem=fs)
+        except FileNotFoundError:
+            raise StoreError(f"no artifact at {self.key_uri(key)}") from None
+        except Exception as err:
+            raise self._error("cannot read", err, key) from None
+
     @staticmethod
     def table_metadata(table: pa.Table | pa.Schema) -> dict[str, Any]:
         """The ``genai`` schema metadata of a table written by this store (or ``{}``)."""

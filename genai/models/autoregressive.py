@@ -21,14 +21,33 @@ from genai.models.blocks import ACTIVATIONS
 
 
 class MaskedLinear(nn.Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask (out_features, in_features)."""
+    """A linear layer whose weight (out, in) keeps only the links from an input of degree ``d``
+    to an output of degree ``e`` with ``e >= d`` (``strict``: ``e > d``).
 
-    def __init__(self, mask: Tensor):
-        super().__init__(mask.shape[1], mask.shape[0])
-        self.register_buffer("mask", mask, persistent=False)
+    The degrees are small buffers and the 0/1 mask is rebuilt from them each call: under DDP a
+    module's buffers are broadcast every step, and a mask as large as the weight would be."""
+
+    def __init__(self, inputs: Tensor, outputs: Tensor, *, strict: bool):
+        super().__init__(len(inputs), len(outputs))
+        self.strict = strict
+        self.register_buffer("inputs", inputs, persistent=False)
+        self.register_buffer("outputs", outputs, persistent=False)
+
+    def mask(self) -> Tensor:
+        out, inp = self.outputs[:, None], self.inputs[None, :]
+        return out > inp if self.strict else out >= inp
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.weight.masked_fill(~self.mask(), 0.0), self.bias)
+
+
+def hidden_degrees(width: int, length: int) -> Tensor:
+    """Degrees of ``width`` hidden units over ``length`` tokens: cycling over 0..D-2 when there
+    are at least D-1 units; else spread over 0..D-2 with both ends kept, so every token but the
+    last still reaches the hidden layers (cycling would leave tokens >= width to the skip)."""
+    if width >= length - 1:
+        return torch.arange(width) % max(length - 1, 1)
+    return torch.arange(width) * (length - 2) // max(width - 1, 1)
 
 
 class Made(nn.Module):
@@ -36,9 +55,9 @@ class Made(nn.Module):
     conditional in one pass of a masked MLP, output i seeing tokens < i only.
 
     Token j enters as its level scaled to [-1, 1] (the levels are ordered) with degree j; hidden
-    units take degrees cycling over 0..D-2 and see the units below of degree <= their own; the
-    ``bins`` logits of output i see hidden units of degree < i, and the inputs < i directly (a
-    masked linear skip). Output 0 sees nothing: the first value's marginal.
+    units take degrees over 0..D-2 (:func:`hidden_degrees`) and see the units below of degree <=
+    their own; the ``bins`` logits of output i see hidden units of degree < i, and the inputs < i
+    directly (a masked linear skip). Output 0 sees nothing: the first value's marginal.
     """
 
     def __init__(self, length: int, bins: int, width: int, depth: int, activation: str):
@@ -46,16 +65,15 @@ class Made(nn.Module):
         self.length, self.bins = length, bins
         inputs = torch.arange(length)  # each token's degree
         outputs = inputs.repeat_interleave(bins)  # each logit's
-        hidden = torch.arange(width) % max(length - 1, 1)
+        hidden = hidden_degrees(width, length)
         layers: list[nn.Module] = []
         below = inputs
         for _ in range(depth):
-            layers += [MaskedLinear((hidden[:, None] >= below[None, :]).float()),
-                       ACTIVATIONS[activation]()]  # fmt: skip
+            layers += [MaskedLinear(below, hidden, strict=False), ACTIVATIONS[activation]()]
             below = hidden
         self.body = nn.Sequential(*layers)
-        self.head = MaskedLinear((outputs[:, None] > below[None, :]).float())
-        self.skip = MaskedLinear((outputs[:, None] > inputs[None, :]).float())
+        self.head = MaskedLinear(below, outputs, strict=True)
+        self.skip = MaskedLinear(inputs, outputs, strict=True)
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Logits (B, D, bins) for tokens (B, D); row i depends on tokens[:, :i] only."""

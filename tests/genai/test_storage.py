@@ -23,6 +23,8 @@ def test_round_trips(store):
     table = store.read_table("runs/r1/metrics.parquet")
     assert table.equals(sample_table().replace_schema_metadata(table.schema.metadata))
     assert ArtifactStore.table_metadata(table) == {"shape": [2]}
+    schema = store.read_schema("runs/r1/metrics.parquet")  # the footer alone
+    assert schema.names == ["i", "x"] and ArtifactStore.table_metadata(schema) == {"shape": [2]}
     store.write_json("runs/r1/config.json", {"a": 1, "b": [1, 2]})
     assert store.read_json("runs/r1/config.json") == {"a": 1, "b": [1, 2]}
     store.write_bytes("samples/r1/grid.png", b"\x89PNG")

@@ -184,3 +184,23 @@ def test_autoregressive_bodies_see_only_earlier_values(body):
     samples = model.sample(3, generator=torch.Generator().manual_seed(1))
     assert samples.shape == (3, 8, 8)
     torch.testing.assert_close(samples * 7, (samples * 7).round())  # on the 8 levels
+
+
+@pytest.mark.parametrize("width", [8, 200])
+def test_made_hidden_layers_reach_every_token(width):
+    """Fewer hidden units than tokens (8 for 64 pixels) still spread their degrees over every
+    token: with the direct skip zeroed, the last row moves with each earlier token, the first
+    as with the last but one; 200 units cycle through the degrees."""
+    cfg = load_config(RunConfig, data={**TINY, "model.family": "autoregressive",
+                                       "model.autoregressive.body": "made",
+                                       "model.arch.width": width})  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model(cfg.model, cfg.loss, IMAGE)
+    with torch.no_grad():
+        model.made.skip.weight.zero_()
+    tokens = torch.randint(0, 8, (4, 64))
+    base = model.logits(tokens)[:, 63]
+    for j in (0, 31, 62):
+        changed = tokens.clone()
+        changed[:, j] = (changed[:, j] + 3) % 8
+        assert (model.logits(changed)[:, 63] - base).abs().max() > 1e-6, j

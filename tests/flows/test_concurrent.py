@@ -24,6 +24,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 GENAI = str(Path(sys.executable).parent / "genai")
 EPOCHS = 4
+LONG = 12  # the killed holder's run: it is killed within ~0.3 s of its first epoch's metrics
 TRAIN = ["train", "configs/gan.yaml", "--set", f"train.epochs={EPOCHS}", "--set", "data.n=2000",
          "--set", "train.num_workers=1", "--json"]  # fmt: skip
 
@@ -114,19 +115,19 @@ def test_no_wait_refuses_naming_the_holder(tmp_path, prefect_server):
 @pytest.mark.parametrize("uri", ["s3"], indirect=True)  # the file lease: two trains at once above
 def test_a_killed_holder_is_taken_over_and_the_run_resumes(uri, prefect_server):
     store = ArtifactStore(uri)
-    holder = start(uri, prefect_server, "--set", "train.epochs=40")
+    holder = start(uri, prefect_server, "--set", f"train.epochs={LONG}")
     try:
         wait_for(lambda: run_keys(store, "/metrics.parquet"), 300, "a first epoch", holder)
     finally:
         os.killpg(holder.pid, signal.SIGKILL)
         holder.communicate()
     done_before = len(epochs_recorded(store))
-    assert 0 < done_before < 40
-    again = start(uri, prefect_server, "--set", "train.epochs=40")
+    assert 0 < done_before < LONG
+    again = start(uri, prefect_server, "--set", f"train.epochs={LONG}")
     rc, out, err = finish(again)
     assert rc == 0, err[-3000:]
     assert "waiting for run" not in err  # its holder died on this machine: taken over at once
     result = store.read_json(run_keys(store, "/result.json")[0])
     assert result["resumed_from_epoch"] and result["resumed_from_epoch"] >= done_before - 1
-    assert sorted(epochs_recorded(store)) == list(range(40))  # none lost, none twice
-    assert json.loads(out.splitlines()[-1])["epochs"] == 40
+    assert sorted(epochs_recorded(store)) == list(range(LONG))  # none lost, none twice
+    assert json.loads(out.splitlines()[-1])["epochs"] == LONG

@@ -24,21 +24,25 @@ class MaskedLinear(nn.Linear):
     """A linear layer whose weight (out, in) keeps only the links from an input of degree ``d``
     to an output of degree ``e`` with ``e >= d`` (``strict``: ``e > d``).
 
-    The degrees are small buffers and the 0/1 mask is rebuilt from them each call: under DDP a
-    module's buffers are broadcast every step, and a mask as large as the weight would be."""
+    The degrees are small buffers; the 0/1 mask built from them is cached beside them, not a
+    buffer: under DDP a module's buffers are broadcast every step, and a mask is as large as the
+    weight (rebuilt when the module moves to another device)."""
 
     def __init__(self, inputs: Tensor, outputs: Tensor, *, strict: bool):
         super().__init__(len(inputs), len(outputs))
         self.strict = strict
         self.register_buffer("inputs", inputs, persistent=False)
         self.register_buffer("outputs", outputs, persistent=False)
+        self.cached: Tensor | None = None
 
     def mask(self) -> Tensor:
-        out, inp = self.outputs[:, None], self.inputs[None, :]
-        return out > inp if self.strict else out >= inp
+        if self.cached is None or self.cached.device != self.weight.device:
+            out, inp = self.outputs[:, None], self.inputs[None, :]
+            self.cached = (out > inp if self.strict else out >= inp).to(self.weight.dtype)
+        return self.cached
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight.masked_fill(~self.mask(), 0.0), self.bias)
+        return F.linear(x, self.weight * self.mask(), self.bias)
 
 
 def hidden_degrees(width: int, length: int) -> Tensor:

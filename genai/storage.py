@@ -265,7 +265,6 @@ class ArtifactStore:
         files = [k for k in self.list(key) if k.endswith(".parquet")]
         if not files:
             raise StoreError(f"no Parquet artifact at {self.key_uri(key)}")
-        fs, _ = self.arrow_filesystem()
         try:
             if len(files) == 1 and files[0] == self.check_key(key):
                 # opened once (one GET on S3): a file rewritten while it is read (a running
@@ -276,6 +275,7 @@ class ArtifactStore:
                 else:
                     source = pa.BufferReader(self.fs.cat_file(self.path(key)))
                 return pq.read_table(source, columns=columns)
+            fs, _ = self.arrow_filesystem()
             dataset = pq.ParquetDataset(
                 [self.path(f) for f in files], filesystem=fs, partitioning="hive"
             )

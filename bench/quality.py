@@ -183,7 +183,6 @@ def penalty_shown(spec) -> str | None:
 def prepare_all(store_uri: str, jobs: list[tuple]) -> None:
     """Every dataset the jobs train on (and its feature network) once, before the pool."""
     from genai.data.prepare import prepare
-    from genai.evaluate.features import ensure_feature_net
     from genai.storage import ArtifactStore
 
     store = ArtifactStore(store_uri)
@@ -192,7 +191,7 @@ def prepare_all(store_uri: str, jobs: list[tuple]) -> None:
         data = config(dataset, family, loss, seed, None, sets).data
         if data.model_dump_json() not in done:
             done.add(data.model_dump_json())
-            ensure_feature_net(store, prepare(data, store).key)
+            prepare(data, store)  # and, for images, its feature network
 
 
 def mean_sd(values: list[float], digits: int = 2) -> str:
@@ -254,13 +253,13 @@ def digits_table(results: list[dict]) -> list[str]:
         ratios = [r["metrics"]["fid"] / r["floors"]["fid"] for r in rows]  # each seed's own split
         lines.append(
             f"| {family} | {loss} | {mean_sd([x['fid'] for x in m], 1)} | {mean_sd(ratios, 1)}"
-            f" | {mean_sd([x['kid'] for x in m], 0)} | {mean_sd([x['precision'] for x in m])}"
+            f" | {mean_sd([x['kid'] for x in m], 2)} | {mean_sd([x['precision'] for x in m])}"
             f" | {mean_sd([x['recall'] for x in m])} | {budget(rows)} |"
         )
     f = list({r["seed"]: r["floors"] for r in results}.values())  # a split per seed, a floor each
     lines.append(
         f"| real train rows (floor) | | {mean_sd([x['fid'] for x in f], 1)} | 1 |"
-        f" {mean_sd([x['kid'] for x in f], 0)} | {mean_sd([x['precision'] for x in f])}"
+        f" {mean_sd([x['kid'] for x in f], 2)} | {mean_sd([x['precision'] for x in f])}"
         f" | {mean_sd([x['recall'] for x in f])} | | |"
     )
     return [*lines, ""]

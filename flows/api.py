@@ -91,6 +91,7 @@ def prepare(
     ``uri``, ``columns``, ``label_column``, ``name``, ...) over ``config``. ``created`` is False
     when the same version was already in the store."""
     from genai.config import DataConfig
+    from genai.data.feature_spec import summary, trained
     from genai.data.prepare import find_prepared
     from genai.storage import ArtifactStore
 
@@ -98,8 +99,12 @@ def prepare(
     data = load(DataConfig, config, data=given, prefix="data")
     checked = ArtifactStore(store)  # fail on a bad store before any compute
     found = find_prepared(data, checked)  # no Prefect, no Ray
+    if found is not None and not trained(checked, found.manifest):
+        found = None  # the dataset is there, its feature network not yet
+    stored = found and {**found.summary(), "created": False,
+                        "feature_net": summary(checked, found.manifest)}  # fmt: skip
     return _stored_or_flow(
-        found and {**found.summary(), "created": False},
+        stored,
         "prepare",
         lambda address: _flow("prepare", "prepare_data")(data=data, store=checked.uri,
                                                           ray_address=address),
@@ -177,7 +182,8 @@ def evaluate(
     on_boot: OnBoot | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Judge a trained run (``genai evaluate``): ``n_samples``, ``split``, ``seed`` as keywords.
+    """Judge a trained run (``genai evaluate``): ``n_samples``, ``split``, ``seed``, ``sampler``,
+    ``ddim_steps``, ``batch_size`` as keywords.
     ``metrics`` and their ``floors`` (the same metric between the data's own splits)."""
     from genai.config import EvaluateConfig
     from genai.configfile import load_config

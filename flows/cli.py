@@ -13,6 +13,7 @@ import typer
 from flows import api
 from flows.console import Console, active, terminal
 from genai.errors import UserError
+from genai.evaluate.names import KID_NOTE
 from genai.progress import say
 
 app = typer.Typer(
@@ -46,6 +47,10 @@ RAY_ADDRESS = typer.Option(
     None, help="Ray head address or 'auto' (default: the local Ray genai commands share)"
 )
 AS_JSON = typer.Option(False, "--json", help="print one JSON object as the last line of stdout")
+SAMPLER = typer.Option(
+    None, help="fast (default: a diffusion model samples with DDIM) | model (the run's own)"
+)
+DDIM_STEPS = typer.Option(None, "--ddim-steps", help="DDIM steps of the fast sampler (default 50)")
 OVERRIDES = typer.Option(None, "--set", help="override a config field: --set train.epochs=3")
 NO_WAIT = typer.Option(
     False, "--no-wait", help="exit (status 2) if another command is producing the same result"
@@ -119,8 +124,8 @@ def summary_table(summary: dict) -> str:
     ]
     for name, value in summary["metrics"].items():
         floor = summary["floors"].get(name)
-        shown = f"{floor:>12.4g}" if floor is not None else f"{'':>12}"
-        lines.append(f"  {name:<16}{value:>12.4g}{shown}")
+        at = f"{floor:>12.4g}" if floor is not None else f"{'':>12}"
+        lines.append(f"  {name:<16}{value:>12.4g}{at}")
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in summary["stage_seconds"].items())
     lines += ["", f"  stages    {stages}", f"  summary   {summary['summary_uri']}"]
     return "\n".join(lines)
@@ -130,7 +135,9 @@ def summary_table(summary: dict) -> str:
 def prepare(
     ctx: typer.Context,
     source: str = typer.Option(
-        None, help="digits | ring8 | grid25 | moons | swissroll | parquet | csv | npy | images"
+        None,
+        help="digits | photos | shapes | ring8 | grid25 | moons | swissroll | parquet | csv"
+        " | npy | images",
     ),
     n: int = typer.Option(None, help="rows to generate (generated sources)"),
     seed: int = typer.Option(None, help="seed of generation and split"),
@@ -159,15 +166,17 @@ def prepare(
         given["shape"] = [d.strip() for d in shape.replace("x", ",").split(",") if d.strip()]
     result = api.prepare(source, config=config, store=store, ray_address=ray_address,
                          on_boot=opener(ctx), **given)  # fmt: skip
-    out = {k: result[k] for k in ("dataset", "version", "uri", "rows")}
+    out = {k: result[k] for k in ("dataset", "version", "uri", "rows", "feature_net")}
     rows = ", ".join(f"{k} {v}" for k, v in result["rows"].items())
     verb = "prepared" if result["created"] else "already prepared"
-    emit(
-        ctx,
-        out,
-        as_json,
-        f"{verb} {result['dataset']} version {result['version']} ({rows})\n  -> {result['uri']}",
-    )
+    human = f"{verb} {result['dataset']} version {result['version']} ({rows})"
+    if result["feature_net"]:
+        net = result["feature_net"]
+        accuracy = (
+            "" if net["test_accuracy"] is None else f", {net['test_accuracy']:.1%} test accuracy"
+        )
+        human += f"\n  feature network {net['net_version']}{accuracy} ({net['seconds']:.0f}s)"
+    emit(ctx, out, as_json, f"{human}\n  -> {result['uri']}")
 
 
 @app.command()
@@ -243,18 +252,26 @@ def evaluate(
     n_samples: int = typer.Option(None, help="samples to draw (default 2500)"),
     split: str = typer.Option(None, help="reference split: test | val"),
     seed: int = typer.Option(None, help="sampling seed"),
+    sampler: str = SAMPLER,
+    ddim_steps: int = DDIM_STEPS,
     store: str = STORE,
     as_json: bool = AS_JSON,
 ) -> None:
     """Judge a trained run with loss-independent metrics, each beside its floor."""
     result = api.evaluate(run_id, store=store, on_boot=opener(ctx), n_samples=n_samples,
-                          split=split, seed=seed)  # fmt: skip
-    lines = [f"{run_id}: {result['n_samples']} samples against the {result['split']} split"]
+                          split=split, seed=seed, sampler=sampler,
+                          ddim_steps=ddim_steps)  # fmt: skip
+    lines = [
+        f"{run_id}: {result['n_samples']} samples ({result['sampler']}) against the"
+        f" {result['split']} split"
+    ]
     for name, value in result["metrics"].items():
         floor = result["floors"][name]
         lines.append(
             f"  {name:<16} {value:>10.4g}" + (f"   floor {floor:.4g}" if floor is not None else "")
         )
+    if "kid" in result["metrics"]:
+        lines.append(f"  ({KID_NOTE})")
     lines.append(f"  -> {result['uri']}")
     emit(ctx, result, as_json, "\n".join(lines))
 
@@ -265,11 +282,14 @@ def generate(
     run_id: str = typer.Argument(..., help="a run id (genai train prints it)"),
     n: int = typer.Option(None, "--n", help="how many samples (default 64)"),
     seed: int = typer.Option(None, help="sampling seed"),
+    sampler: str = SAMPLER,
+    ddim_steps: int = DDIM_STEPS,
     store: str = STORE,
     as_json: bool = AS_JSON,
 ) -> None:
     """Draw samples from a trained run: Parquet in data units, plus a picture and loss curves."""
-    result = api.generate(run_id, store=store, on_boot=opener(ctx), n=n, seed=seed)
+    result = api.generate(run_id, store=store, on_boot=opener(ctx), n=n, seed=seed,
+                          sampler=sampler, ddim_steps=ddim_steps)  # fmt: skip
     files = "\n".join(f"  {k}: {v}" for k, v in result["files"].items())
     emit(ctx, result, as_json, f"{result['n']} samples of {run_id}\n{files}")
 

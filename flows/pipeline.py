@@ -16,11 +16,12 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.evaluate import artifact_key, evaluate_task
 from flows.generate import generate_task, report
-from flows.prepare import feature_network, prepare_dataset
+from flows.prepare import prepare_dataset
 from flows.sweep import leaderboard, sweep_task
 from flows.train import train_run
 from genai import layout
 from genai.config import PipelineConfig
+from genai.evaluate.names import KID_NOTE
 from genai.pipeline import base_config, finished_pipeline, pipeline_id_for, retrain_config
 from genai.progress import say
 from genai.storage import ArtifactStore
@@ -77,8 +78,7 @@ def _stages(
     t = time.perf_counter()
     if force:
         forget(store, layout.pipeline(pipeline_id))
-    dataset = prepare_dataset(config.data, store, ray_address)
-    accuracy = feature_network(dataset["dataset"], dataset["version"], store)
+    dataset = prepare_dataset(config.data, store, ray_address)  # and its feature network
     timed("prepare", t)
 
     t = time.perf_counter()
@@ -116,7 +116,7 @@ def _stages(
     summary = {
         "pipeline_id": pipeline_id,
         "dataset": {**{k: dataset[k] for k in ("dataset", "version", "uri", "rows")}},
-        "feature_net_test_accuracy": accuracy,
+        "feature_net": dataset.get("feature_net"),
         "sweep": {k: swept[k] for k in ("sweep_id", "uri", "trials", "counts")},
         "best_config": swept["best"]["params"],
         "best_sweep_score": {swept["best"]["metric"]: swept["best"]["score"]},
@@ -166,5 +166,7 @@ def pipeline_report(summary: dict[str, Any], store: str | None, samples: dict[st
     for name, value in summary["metrics"].items():
         floor = summary["floors"].get(name)
         lines.append(f"| {name} | {value:.4g} | {'' if floor is None else f'{floor:.4g}'} |")
+    if "kid" in summary["metrics"]:
+        lines += ["", f"{KID_NOTE}."]
     lines += ["", report(samples, ArtifactStore(store))]
     return "\n".join(lines)

@@ -15,9 +15,11 @@ from genai.losses.slots import FAMILY_SLOTS, LossSlots, check_names, fill_slots
 from genai.strict import StrictModel
 
 SourceName = Literal[
-    "digits", "ring8", "grid25", "moons", "swissroll", "parquet", "csv", "npy", "images"
-]
-GENERATED_SOURCES = ("ring8", "grid25", "moons", "swissroll")
+    "digits", "photos", "shapes", "ring8", "grid25", "moons", "swissroll",
+    "parquet", "csv", "npy", "images",
+]  # fmt: skip
+GENERATED_SOURCES = ("ring8", "grid25", "moons", "swissroll", "shapes")
+IMAGE_SOURCES = ("digits", "photos", "shapes", "images")  # always images
 FILE_SOURCES = ("parquet", "csv", "npy", "images")  # a user's data, at data.uri
 # which fields each file source takes (beside uri, name, seed, normalise, split)
 FILE_FIELDS = {
@@ -36,6 +38,12 @@ LATER_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("data", "image_labels"): True,
     ("model", "class_path"): None,
     ("model", "autoregressive", "body"): "transformer",
+    ("train", "buffer_mb"): 256,
+    ("evaluate", "sampler"): "fast",
+    ("evaluate", "ddim_steps"): 50,
+    ("evaluate", "batch_size"): 500,
+    ("generate", "sampler"): "fast",
+    ("generate", "ddim_steps"): 50,
 }
 
 
@@ -86,8 +94,8 @@ class DataConfig(StrictModel):
     )
     columns: tuple[str, ...] | None = Field(
         None,
-        description="value columns (parquet: one list column or several numeric ones; csv:"
-        " default every column but the label column)",
+        description="value columns (parquet, csv): list columns and numeric ones; default every"
+        " numeric or list column but the label column",
     )
     label_column: str | None = Field(
         None, description="label column (parquet, csv): integers, or any values (mapped)"
@@ -105,7 +113,9 @@ class DataConfig(StrictModel):
         " feature count. Two or more dimensions make the rows images",
     )
     normalise: Literal["auto", "standard", "minmax", "none"] = Field(
-        "auto", description="auto: minmax to [0, 1] for images, per-feature standard otherwise"
+        "auto",
+        description="auto: images to [0, 1] (an image folder by its pixel format's range, 8-bit"
+        " / 255; other images min-max over the train split), per-feature standard otherwise",
     )
     split: SplitConfig = SplitConfig()
 
@@ -113,8 +123,6 @@ class DataConfig(StrictModel):
     def _source_fields(self) -> DataConfig:
         if self.source in FILE_SOURCES and not self.uri:
             raise ValueError(f"uri: required when source is {self.source!r} (where your data is)")
-        if self.source == "parquet" and not self.columns:
-            raise ValueError("columns: required when source is 'parquet' (the value columns)")
         for field in ("uri", "columns", "label_column", "label_uri", "shape", "image_labels"):
             default = type(self).model_fields[field].default
             allowed = [s for s in FILE_SOURCES if field == "uri" or field in FILE_FIELDS[s]]
@@ -139,22 +147,17 @@ class DataConfig(StrictModel):
     @property
     def image(self) -> bool:
         """Rows are images: digits, an image folder, or a file source with a 2-D or 3-D shape."""
-        if self.source in ("digits", "images"):
+        if self.source in IMAGE_SOURCES:
             return True
         return self.source in FILE_SOURCES and self.shape is not None and len(self.shape) >= 2
 
     @property
     def labelled(self) -> bool:
-        if self.source in ("digits", *GENERATED_SOURCES):
+        if self.source in ("digits", "photos", *GENERATED_SOURCES):
             return self.source != "swissroll"
         if self.source == "images":
             return self.image_labels
         return self.label_column is not None or self.label_uri is not None
-
-    @property
-    def labelled_images(self) -> bool:
-        """Images with labels: they get a domain feature network (FID and its kin)."""
-        return self.image and self.labelled
 
     @property
     def mixture(self) -> bool:
@@ -259,6 +262,13 @@ class TrainConfig(StrictModel):
     use_gpu: bool | Literal["auto"] = "auto"
     mixed_precision: bool = Field(False, description="bf16 autocast, GPU only")
     seed: int = Field(0, ge=0)
+    buffer_mb: int = Field(
+        256,
+        gt=0,
+        description="rows a worker holds at once, in MB: a train split that fits is held whole and"
+        " shuffled globally each epoch; a larger one streams in row groups, shuffled within"
+        " windows of half this size",
+    )
     keep_checkpoints: int = Field(2, gt=0)
     max_failures: int = Field(1, ge=-1, description="-1: retry forever")
     run_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -333,7 +343,7 @@ class SweepConfig(StrictModel):
     metric: SweepMetric | None = Field(
         None,
         description="the evaluate metric trials are ranked by (higher or lower is better as the"
-        " metric says); None: fid for labelled images, mmd2 otherwise",
+        " metric says); None: fid for images, mmd2 otherwise",
     )
     trials: int = Field(8, gt=0)
     search: Literal["random", "optuna"] = "random"
@@ -354,12 +364,23 @@ class EvaluateConfig(StrictModel):
     n_samples: int = Field(2500, gt=0)
     split: Literal["test", "val"] = "test"
     seed: int = Field(0, ge=0)
+    sampler: Literal["fast", "model"] = Field(
+        "fast",
+        description="fast: a diffusion model samples with DDIM in ddim_steps steps (the other"
+        " families have one sampler); model: the run's own (model.diffusion.sampler)",
+    )
+    ddim_steps: int = Field(50, gt=0, description="DDIM steps of the fast sampler")
+    batch_size: int = Field(500, gt=0, description="samples drawn at a time")
 
 
 class GenerateConfig(StrictModel):
     n: int = Field(64, gt=0)
     seed: int = Field(0, ge=0)
     batch_size: int = Field(512, gt=0)
+    sampler: Literal["fast", "model"] = Field(
+        "fast", description="as evaluate.sampler: fast is DDIM for a diffusion model"
+    )
+    ddim_steps: int = Field(50, gt=0, description="DDIM steps of the fast sampler")
 
 
 class PipelineConfig(RunConfig):

@@ -1,8 +1,10 @@
 """Sample generation: n seeded samples in data units -> Parquet, plus pictures.
 
 ``samples/{run_id}/samples.parquet``: run_id, index, seed, x (the values, flattened; the shape
-is in the schema metadata), and ``grid.png`` (images) or ``scatter.png`` (2-D data, true modes
-marked), and ``loss_curve.png`` from the run's metrics.
+is in the schema metadata), and ``grid.png`` (images: the samples beside as many real test rows,
+drawn pixel for pixel over the data's range) or ``scatter.png`` (2-D data, true modes marked),
+and ``loss_curve.png`` from the run's metrics. A diffusion model samples with DDIM
+(``generate.sampler: fast``) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -11,19 +13,27 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from genai import layout
 from genai.config import GenerateConfig
-from genai.data.dataset import denormalise
-from genai.evaluate.evaluate import check_finite
+from genai.data.dataset import SplitReader, denormalise
+from genai.evaluate.evaluate import draw
 from genai.plots import image_grid, loss_curves, scatter
-from genai.progress import say
+from genai.progress import heartbeat, say
 from genai.runs import history_of, load_trained
 from genai.storage import ArtifactStore
 from genai.tracking import attach
 
 PICTURES = ("grid", "scatter", "loss_curve")
+
+
+def value_range(manifest: dict[str, Any]) -> tuple[float, float]:
+    """The data's low and high in its own units: a pixel format's range, else the train split's."""
+    norm = manifest["normalisation"]
+    if norm.get("method") == "pixel_range":
+        return 0.0, float(norm["scale"][0])
+    train = manifest["stats"]["train"]
+    return float(min(train["min"])), float(max(train["max"]))
 
 
 def stored_samples(store: ArtifactStore, run_id: str, cfg: GenerateConfig) -> dict[str, Any] | None:
@@ -50,11 +60,9 @@ def generate(
     done = stored_samples(store, run_id, cfg)
     if done is not None:
         return done
-    model, _run, manifest, _ = load_trained(store, run_id)
-    samples = model.sample_batched(
-        cfg.n, batch_size=cfg.batch_size, generator=torch.Generator().manual_seed(cfg.seed)
-    )
-    check_finite(samples, run_id)
+    model, _run, manifest, dkey = load_trained(store, run_id)
+    with heartbeat("generate") as status:
+        samples, sampler = draw(model, run_id, cfg.n, cfg, status)
     values = denormalise(samples.numpy(), manifest)  # (n, *shape) in data units
     flat = values.reshape(len(values), -1)
     table = pa.table(
@@ -73,12 +81,16 @@ def generate(
         "dataset": manifest["dataset"],
         "version": manifest["version"],
         "seed": cfg.seed,
+        "sampler": sampler,
         "generate": cfg.model_dump(mode="json"),
     }
     title = f"{run_id} ({manifest['dataset']})"
     files: dict[str, str] = {}
     if manifest["kind"] == "image":
-        files["grid"] = image_grid(values, title=title)
+        real = denormalise(SplitReader(store, dkey, "test", manifest=manifest).head(64)[0],
+                           manifest)  # fmt: skip
+        files["grid"] = image_grid(values, value_range=value_range(manifest), title=title,
+                                   real=real)  # fmt: skip
     elif values.shape[-1] == 2 and values.ndim == 2:
         modes = np.asarray(manifest["modes"]) if manifest.get("modes") else None
         files["scatter"] = scatter(values, modes=modes, title=title)

@@ -3,7 +3,7 @@
 Keys are relative to the store root and ``/``-separated; only this module formats them.
 
     datasets/{name}/{version}/split={train|val|test}/part-*.parquet + manifest.json
-    features/{dataset}/{version}/model.pt + meta.json
+    features/{dataset}/{version}/{net_version}/model.pt + meta.json
     runs/{run_id}/config.json, metrics.parquet, checkpoints/epoch-NNNNN/state.pt, result.json
     sweeps/{sweep_id}/trials.parquet, best.json, plot.png, tune/, trials/{trial_id}/epoch-NNNNN/
     evaluations/{run_id}/metrics.parquet
@@ -30,8 +30,15 @@ def split(dataset_key: str, name: str) -> str:
     return f"{dataset_key}/split={name}"
 
 
-def features(dataset_name: str, version: str) -> str:
-    return f"features/{dataset_name}/{version}"
+def part(split_key: str, index: int) -> str:
+    """The Parquet file one read unit of a streamed preparation writes into a split."""
+    return f"{split_key}/part-{index:05d}.parquet"
+
+
+def features(dataset_name: str, version: str, net_version: str) -> str:
+    """The domain feature network of a dataset version; ``net_version`` hashes its
+    architecture, budget and scaling, so a changed network never mixes with the old one's."""
+    return f"features/{dataset_name}/{version}/{net_version}"
 
 
 def features_model(features_key: str) -> str:

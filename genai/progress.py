@@ -8,8 +8,12 @@ configures logging.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 LOGGER = "genai.progress"
 log = logging.getLogger(LOGGER)
@@ -35,3 +39,33 @@ def milestone(step: int, total: int, lines: int = 10) -> bool:
 def step(stage: str, done: int, total: int, message: str) -> None:
     """Step ``done`` (0-based) of ``total``: on the console at a milestone, else in the log."""
     (say if milestone(done, total) else note)(stage, message)
+
+
+@contextlib.contextmanager
+def heartbeat(stage: str, every: float = 10.0) -> Iterator[Callable[[str], None]]:
+    """A long block that is never silent for more than ``every`` seconds: the block sets its
+    state with the function this yields (said at once), and while the state stays the same a
+    thread says it again, with the seconds it has taken, every ``every`` seconds."""
+    state = {"text": "", "since": time.monotonic()}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def status(text: str) -> None:
+        with lock:
+            state["text"], state["since"] = text, time.monotonic()
+        say(stage, text)
+
+    def beat() -> None:
+        while not stop.wait(every):
+            with lock:
+                text, since = state["text"], state["since"]
+            if text:
+                say(stage, f"{text} ({time.monotonic() - since:.0f}s so far)")
+
+    thread = threading.Thread(target=beat, name=f"genai-{stage}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield status
+    finally:
+        stop.set()
+        thread.join()

@@ -130,7 +130,7 @@ def load_trained(store: ArtifactStore, run_id: str):
     state = checkpoint.read_latest(store, layout.run_checkpoints(run_id))
     features = None
     if needs_features(cfg):
-        from genai.evaluate.features import ensure_feature_net
+        from genai.data.prepare import ensure_feature_net
 
         features = ensure_feature_net(store, dkey).net.layers
     model = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(manifest), features=features)

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import posixpath
+import shutil
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -220,6 +221,19 @@ class ArtifactStore:
 
     def write_bytes(self, key: str, data: bytes) -> str:
         self._put_bytes(key, data)
+        return self.key_uri(key)
+
+    def put_file(self, key: str, local: str) -> str:
+        """Move a local file to ``key`` (a rename on disk where it can, an upload on S3)."""
+        path = self.path(key)
+        try:
+            if self.protocol == "file":
+                os.makedirs(posixpath.dirname(path), exist_ok=True)
+                shutil.move(local, path)
+            else:
+                self.fs.put_file(local, path)
+        except Exception as err:
+            raise self._error("cannot write", err, key) from None
         return self.key_uri(key)
 
     def write_json(self, key: str, obj: Any) -> str:

@@ -11,7 +11,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Ray start-up (genai/cluster.py) is shared by preparation, training and sweeps.
-RAY_ALLOWED = ("genai/train/", "genai/tune/", "genai/data/prepare.py", "genai/cluster.py")
+RAY_ALLOWED = (
+    "genai/train/", "genai/tune/", "genai/cluster.py",
+    "genai/data/prepare.py", "genai/data/in_memory.py", "genai/data/streamed.py",
+)  # fmt: skip
 
 
 def imported_roots(path: Path) -> set[str]:

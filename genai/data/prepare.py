@@ -1,34 +1,43 @@
-"""Preparation on Ray Data: validate, normalise, split, write Parquet per split, manifest last.
+"""Preparation: validate, normalise, split, write Parquet per split, manifest last; then, for
+image data, the domain feature network.
 
 Layout: ``datasets/{name}/{version}/split={train|val|test}/part-*.parquet`` + ``manifest.json``.
-``version`` is a content hash of the source rows and the preparation parameters, so preparing
-the same thing twice finds the manifest and writes nothing.
+``version`` hashes what the data is and how it is prepared, so preparing the same thing twice
+finds the manifest and writes nothing:
+
+- the built-in sources held in memory (digits, photos, ring8, grid25, moons, swissroll): a hash
+  of their rows; Ray Data computes the statistics and writes the splits
+  (:mod:`genai.data.in_memory`);
+- a user's files and the generated shapes: a hash of the file listing (paths, sizes,
+  modification times or ETags) or of the generator's parameters; parallel Ray tasks read,
+  split and write them (:mod:`genai.data.streamed`), so neither the command's memory nor a
+  task's grows with the data. Either way a prepared dataset is found without Ray.
+
+The feature network (:mod:`genai.data.features`) trains in a Ray task with a fixed budget and
+says how it goes at least every 10 s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 import genai
 from genai import layout
-from genai.config import DataConfig, SplitConfig
+from genai.config import DataConfig
+from genai.data.files import Listing, list_source
 from genai.data.sources import DataError, SourceData, load_source
+from genai.data.split import SPLITS
 from genai.progress import say
-from genai.storage import METADATA_KEY, ArtifactStore
+from genai.storage import ArtifactStore
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-ROWS_PER_BLOCK = 250_000
+STREAMED = ("images", "parquet", "csv", "npy", "shapes")
 
 
 @dataclass(frozen=True)
@@ -52,30 +61,11 @@ class PreparedDataset:
         }
 
 
-def split_codes(labels: np.ndarray | None, n: int, split: SplitConfig, seed: int) -> np.ndarray:
-    """Deterministic split per row (0 train, 1 val, 2 test), stratified by label.
-
-    Every class with at least three rows gets at least one row in every split.
-    """
-    rng = np.random.default_rng(seed)
-    codes = np.zeros(n, dtype=np.int8)
-    if labels is None:
-        groups = [np.arange(n)]
-    else:
-        groups = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    for idx in groups:
-        idx = rng.permutation(idx)
-        k = len(idx)
-        n_val, n_test = round(k * split.val), round(k * split.test)
-        if k >= 3:
-            n_val, n_test = max(n_val, 1), max(n_test, 1)
-        codes[idx[:n_test]] = 2
-        codes[idx[n_test : n_test + n_val]] = 1
-    return codes
-
-
 def content_hash(source: SourceData, prep: dict[str, Any]) -> str:
     """sha256 of the rows, the labels and the preparation parameters."""
+    import hashlib
+    import json
+
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(source.values).tobytes())
     h.update(str(source.values.shape).encode())
@@ -85,128 +75,13 @@ def content_hash(source: SourceData, prep: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
-def _to_table(values: np.ndarray, labels: np.ndarray | None, codes: np.ndarray) -> pa.Table:
-    flat = values.reshape(len(values), -1)  # (N, D)
-    cols = {
-        "row": pa.array(np.arange(len(values), dtype=np.int64)),
-        "x": pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), flat.shape[1]),
-    }
-    if labels is not None:
-        cols["label"] = pa.array(labels)
-    cols["split"] = pa.array(np.asarray(SPLITS)[codes])
-    return pa.table(cols)
-
-
-def _flat(batch: pa.Table) -> np.ndarray:
-    col = batch.column("x").combine_chunks()
-    return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
-
-
-def partial_stats(batch: pa.Table) -> pa.Table:
-    """Per split in this block: count, sums, squares, extremes and non-finite values."""
-    x = _flat(batch).astype(np.float64)  # (B, D)
-    split = batch.column("split").to_numpy(zero_copy_only=False)
-    rows = batch.column("row").to_numpy()
-    out: dict[str, list] = {k: [] for k in ("split", "n", "sum", "sumsq", "min", "max", "bad")}
-    for name in SPLITS:
-        part = x[split == name]
-        if not len(part):
-            continue
-        finite = np.isfinite(part).all(axis=1)
-        bad_rows = rows[split == name][~finite]
-        clean = part[finite] if len(part[finite]) else np.zeros((1, x.shape[1]))
-        out["split"].append(name)
-        out["n"].append(len(part))
-        out["sum"].append(clean.sum(0).tolist())
-        out["sumsq"].append((clean**2).sum(0).tolist())
-        out["min"].append(clean.min(0).tolist())
-        out["max"].append(clean.max(0).tolist())
-        out["bad"].append(bad_rows[:5].tolist() + [-len(bad_rows)])  # first rows, -count
-    return pa.table(out)
-
-
-def combine_stats(parts: list[dict[str, Any]], width: int) -> dict[str, dict[str, np.ndarray]]:
-    """Merge per-block statistics into per-split mean, std, min, max."""
-    acc: dict[str, dict[str, Any]] = {}
-    for p in parts:
-        a = acc.setdefault(
-            p["split"],
-            {
-                "n": 0,
-                "sum": np.zeros(width),
-                "sumsq": np.zeros(width),
-                "min": np.full(width, np.inf),
-                "max": np.full(width, -np.inf),
-                "bad_rows": [],
-                "bad": 0,
-            },
-        )
-        a["n"] += p["n"]
-        a["sum"] += np.asarray(p["sum"])
-        a["sumsq"] += np.asarray(p["sumsq"])
-        a["min"] = np.minimum(a["min"], p["min"])
-        a["max"] = np.maximum(a["max"], p["max"])
-        a["bad"] += -p["bad"][-1]
-        a["bad_rows"] += p["bad"][:-1]
-    for a in acc.values():
-        n = max(a["n"] - a["bad"], 1)
-        a["mean"] = a["sum"] / n
-        a["std"] = np.sqrt(np.maximum(a["sumsq"] / n - a["mean"] ** 2, 0.0))
-    return acc
-
-
-def normalisation(method: str, kind: str, train: dict[str, Any]) -> dict[str, Any]:
-    """The affine map ``x_norm = (x - shift) / scale``, fitted on the train split."""
-    if method == "auto":
-        method = "minmax" if kind == "image" else "standard"
-    width = len(train["mean"])
-    if method == "standard":
-        shift, scale = train["mean"], np.where(train["std"] > 1e-12, train["std"], 1.0)
-    elif method == "minmax":  # one range for all features, so images keep their contrast
-        lo, hi = float(train["min"].min()), float(train["max"].max())
-        shift, scale = np.full(width, lo), np.full(width, (hi - lo) if hi > lo else 1.0)
-    else:
-        shift, scale = np.zeros(width), np.ones(width)
-    return {"method": method, "shift": shift.tolist(), "scale": scale.tolist()}
-
-
-def normalise_batch(
-    batch: pa.Table, *, shift: list[float], scale: list[float], metadata: dict[str, Any]
-) -> pa.Table:
-    """Ray Data map: apply the affine normalisation and attach the schema metadata."""
-    x = ((_flat(batch) - np.asarray(shift)) / np.asarray(scale)).astype(np.float32)  # (B, D)
-    col = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1])
-    batch = batch.set_column(batch.schema.get_field_index("x"), "x", col)
-    return batch.replace_schema_metadata({METADATA_KEY: json.dumps(metadata).encode()})
-
-
-def part_names():
-    """``part-00000.parquet`` per write task, as the store layout names them."""
-    from ray.data.datasource import FilenameProvider
-
-    class PartNames(FilenameProvider):
-        def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-            return f"part-{task_index:05d}.parquet"
-
-    return PartNames()
-
-
-def _check_finite(stats: dict[str, dict[str, Any]], source: SourceData, cfg: DataConfig) -> None:
-    bad = sum(s["bad"] for s in stats.values())
-    if bad:
-        rows = sorted(r for s in stats.values() for r in s["bad_rows"])[:5]
-        where = f" in {cfg.uri}" if cfg.uri else ""
-        raise DataError(
-            f"data: {bad} rows{where} hold NaN or inf values (first rows: {rows});"
-            " clean or drop them before preparing"
-        )
-
-
 @dataclass(frozen=True)
 class Located:
-    """What a data config resolves to before anything is written: its rows and its name."""
+    """What a data config resolves to before anything is written: its rows (in memory) or its
+    file listing (streamed), and its name and version."""
 
-    source: SourceData
+    source: SourceData | None
+    listing: Listing | None
     prep: dict[str, Any]
     digest: str
     name: str
@@ -221,13 +96,16 @@ class Located:
 
 
 def locate(cfg: DataConfig) -> Located:
-    """Load the source rows and name the dataset (its version is their content hash); no Ray."""
+    """Name the dataset and its version; no Ray, and no row of a user's files read."""
+    prep = {"normalise": cfg.normalise, "split": cfg.split.model_dump(), "seed": cfg.seed}
+    if cfg.source in STREAMED:
+        listing = list_source(cfg)
+        return Located(None, listing, prep, listing.digest(prep), cfg.dataset_name)
     source = load_source(cfg)
     if len(source.values) == 0:
         raise DataError(f"data: source {cfg.source!r} produced no rows")
-    prep = {"normalise": cfg.normalise, "split": cfg.split.model_dump(), "seed": cfg.seed}
     digest = content_hash(source, {**source.params, **prep})
-    return Located(source, prep, digest, cfg.dataset_name)
+    return Located(source, None, prep, digest, cfg.dataset_name)
 
 
 def find_prepared(
@@ -244,107 +122,128 @@ def find_prepared(
 
 
 def prepare(
-    cfg: DataConfig, store: ArtifactStore, *, ray_address: str | None = None
+    cfg: DataConfig,
+    store: ArtifactStore,
+    *,
+    ray_address: str | None = None,
+    features: bool = True,
 ) -> PreparedDataset:
-    """Prepare ``cfg`` into ``store`` (or find it there already) and return where it is."""
+    """Prepare ``cfg`` into ``store`` (or find it there already) and return where it is; image
+    data also gets its feature network (``features``)."""
     from genai.lease import hold
 
     t0 = time.perf_counter()
     located = locate(cfg)
     found = find_prepared(cfg, store, located)
-    if found is not None:
+    if found is None:
+        # two commands preparing the same version write the same rows, but the second's commit
+        # would replace the first's files under a reader's feet: one writes, the other waits
+        with hold(store, layout.lease(located.key), f"dataset {located.name}/{located.version}"):
+            found = find_prepared(cfg, store, located) or _write(
+                cfg, store, located, ray_address, t0
+            )
+    else:
         log.info("dataset %s/%s is in the store at %s", found.dataset, found.version, found.uri)
-        return found
-    # two commands preparing the same version write the same rows, but the second's commit
-    # would replace the first's files under a reader's feet: one writes, the other waits
-    with hold(store, layout.lease(located.key), f"dataset {located.name}/{located.version}"):
-        found = find_prepared(cfg, store, located)
-        if found is not None:
-            return found
-        return _write(cfg, store, located, ray_address, t0)
+    if features and found.manifest["kind"] == "image":
+        ensure_feature_net(store, found.key, ray_address=ray_address)
+    return found
+
+
+def normalisation(method: str, kind: str, train: dict[str, Any]) -> dict[str, Any]:
+    """The affine map ``x_norm = (x - shift) / scale``, fitted on the train split."""
+    if method == "auto":
+        method = "minmax" if kind == "image" else "standard"
+    width = len(train["mean"])
+    if method == "standard":
+        shift, scale = train["mean"], np.where(train["std"] > 1e-12, train["std"], 1.0)
+    elif method == "minmax":  # one range for all features, so images keep their contrast
+        lo, hi = float(train["min"].min()), float(train["max"].max())
+        shift, scale = np.full(width, lo), np.full(width, (hi - lo) if hi > lo else 1.0)
+    else:
+        shift, scale = np.zeros(width), np.ones(width)
+    return {"method": method, "shift": np.asarray(shift).tolist(), "scale": scale.tolist()}
+
+
+def _check(stats: dict[str, dict[str, Any]], where: str) -> None:
+    bad = sum(s["bad"] for s in stats.values())
+    if bad:
+        rows = [r for s in SPLITS if s in stats for r in stats[s]["bad_rows"]][:5]
+        raise DataError(
+            f"data: {bad} rows{where} hold NaN or inf values (first rows: {rows});"
+            " clean or drop them before preparing"
+        )
+    missing = [s for s in SPLITS if stats.get(s, {}).get("n", 0) == 0]
+    if missing:
+        n = sum(s["n"] for s in stats.values())
+        raise DataError(f"data: {n} rows are too few to fill the {', '.join(missing)} split(s)")
 
 
 def _write(
-    cfg: DataConfig,
-    store: ArtifactStore,
-    located: Located,
-    ray_address: str | None,
-    t0: float,
+    cfg: DataConfig, store: ArtifactStore, located: Located, ray_address: str | None, t0: float
 ) -> PreparedDataset:
-    import ray.data
-    from ray.data import SaveMode
-
     from genai.cluster import ensure_ray
 
-    source, prep, digest, name = located.source, located.prep, located.digest, located.name
-    version, key = located.version, located.key
-    n = len(source.values)
-    codes = split_codes(source.labels, n, cfg.split, cfg.seed)
-    table = _to_table(source.values, source.labels, codes)
-    width = table.column("x").type.list_size
-    n_blocks = max(1, math.ceil(n / ROWS_PER_BLOCK))
-    step = math.ceil(n / n_blocks)
-    blocks = [table.slice(i, step) for i in range(0, n, step)]
-
+    name, version, key = located.name, located.version, located.key
+    where = f" in {cfg.uri}" if cfg.uri else ""
     ensure_ray(ray_address)
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # same input, same files
-    ctx.enable_progress_bars = False  # the one line below says what was done
-    ds = ray.data.from_arrow(blocks)
-    parts = ds.map_batches(partial_stats, batch_format="pyarrow", batch_size=None).take_all()
-    stats = combine_stats(parts, width)
-    _check_finite(stats, source, cfg)
-    missing = [s for s in SPLITS if s not in stats]
-    if missing:
-        raise DataError(f"data: {n} rows are too few to fill the {', '.join(missing)} split(s)")
-
-    norm = normalisation(cfg.normalise, source.kind, stats["train"])
-    metadata = {
-        "dataset": name,
-        "version": version,
-        "shape": list(source.shape),
-        "dtype": "float32",
-        "kind": source.kind,
-        "normalisation": norm,
-        "label": source.labels is not None,
-    }
-    fs, _ = store.arrow_filesystem()
+    metadata = {"dataset": name, "version": version, "dtype": "float32"}
+    manifest: dict[str, Any] = {}
     with store.staging(key) as tmp:
-        ds.map_batches(
-            normalise_batch,
-            fn_kwargs={"shift": norm["shift"], "scale": norm["scale"], "metadata": metadata},
-            batch_format="pyarrow",
-            batch_size=None,
-        ).write_parquet(
-            store.path(tmp),
-            filesystem=fs,
-            partition_cols=["split"],
-            filename_provider=part_names(),
-            mode=SaveMode.OVERWRITE,  # a fresh staging prefix: nothing to overwrite
-        )
-    rows = {s: int(stats[s]["n"]) for s in SPLITS}
+        if located.source is not None:
+            from genai.data.in_memory import InMemory
+
+            source = located.source
+            data = InMemory(source, cfg)
+            stats = data.stats()
+            _check(stats, where)
+            norm = normalisation(cfg.normalise, source.kind, stats["train"])
+            meta = {**metadata, "shape": list(source.shape), "kind": source.kind,
+                    "normalisation": norm, "label": source.labels is not None}  # fmt: skip
+            data.write(store, tmp, norm, meta)
+            labels = _label_counts(source.labels, data.codes, source.params.get("label_names"))
+            manifest |= {"source": source.params, "labels": labels,
+                         "modes": source.modes.tolist() if source.modes is not None else None,
+                         "mode_std": source.mode_std}  # fmt: skip
+        else:
+            from genai.data.streamed import write_streamed
+
+            def fitted(train: dict[str, Any]) -> dict[str, Any]:
+                return normalisation(cfg.normalise, "image" if cfg.image else "", train)
+
+            plan, result, norm = write_streamed(
+                cfg, store, located.listing, tmp, metadata, fitted, lambda s: _check(s, where)
+            )
+            stats = result["stats"]
+            meta = {"shape": list(plan.shape), "kind": plan.kind}
+            labels = _streamed_labels(plan, stats) if plan.labelled else None
+            manifest |= {"source": located.listing.params, "labels": labels, "modes": None,
+                         "mode_std": None, "parts": result["parts"],
+                         "files_listed": len(located.listing.files)}  # fmt: skip
+        rows = {s: int(stats[s]["n"]) for s in SPLITS}
+        files = [k.removeprefix(tmp + "/") for k in store.list(tmp)]
     manifest = {
         "dataset": name,
         "version": version,
         "uri": store.key_uri(key),
-        "content_hash": digest,
-        "source": source.params,
-        "preparation": prep,
+        "content_hash": located.digest,
+        "preparation": located.prep,
         "rows": rows,
-        **{k: metadata[k] for k in ("shape", "dtype", "kind", "normalisation")},
-        "labels": _label_counts(source.labels, codes, source.params.get("label_names")),
+        "shape": meta["shape"],
+        "dtype": "float32",
+        "kind": meta["kind"],
+        "normalisation": norm,
+        **manifest,
         "stats": {
             s: {k: np.round(stats[s][k], 6).tolist() for k in ("mean", "std", "min", "max")}
             for s in SPLITS
         },
-        "modes": source.modes.tolist() if source.modes is not None else None,
-        "mode_std": source.mode_std,
-        "files": [k.removeprefix(key + "/") for k in store.list(key)],
+        "files": files,
         "genai_version": genai.__version__,
     }
     store.write_json(layout.manifest(key), manifest)  # the commit: now the dataset is visible
     seconds = time.perf_counter() - t0
-    say("prepare", f"{name}/{version}: {_rows(rows)} prepared on Ray Data in {seconds:.1f}s")
+    how = "Ray Data" if located.source is not None else "Ray tasks"
+    say("prepare", f"{name}/{version}: {_rows(rows)} prepared on {how} in {seconds:.1f}s")
     return PreparedDataset(name, version, key, store.key_uri(key), rows, manifest, True)
 
 
@@ -365,3 +264,63 @@ def _label_counts(
         for i, s in enumerate(SPLITS)
     }
     return {"classes": classes.tolist(), "counts": counts} | ({"names": names} if names else {})
+
+
+def _streamed_labels(plan: Any, stats: dict[str, Any]) -> dict[str, Any]:
+    """Classes and, per class, its rows overall (a streamed split's per-class counts follow
+    from :func:`genai.data.split.class_counts` and are not counted again)."""
+    from genai.config import SplitConfig
+    from genai.data.split import class_counts
+
+    split = SplitConfig(**plan.split)
+    classes = sorted(plan.sizes)
+    counts: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+    for c in classes:
+        n_val, n_test = class_counts(plan.sizes[c], split)
+        counts["train"][str(c)] = plan.sizes[c] - n_val - n_test
+        counts["val"][str(c)], counts["test"][str(c)] = n_val, n_test
+    names = list(plan.names) if plan.names is not None else None
+    return {"classes": classes, "counts": counts} | ({"names": names} if names else {})
+
+
+def ensure_feature_net(store: ArtifactStore, dataset_key: str, *, ray_address: str | None = None):
+    """The dataset's feature network (:class:`genai.data.features.TrainedFeatures`), trained
+    first in a Ray task if the store lacks it; None for data that is not images."""
+    from genai.data.dataset import read_manifest
+    from genai.data.features import has_feature_net, load_feature_net, train_feature_net
+
+    manifest = read_manifest(store, dataset_key)
+    if not has_feature_net(manifest):
+        return None
+    loaded = load_feature_net(store, dataset_key)
+    if loaded is not None:
+        return loaded
+    import ray
+
+    from genai.cluster import ensure_ray
+
+    ensure_ray(ray_address)
+    cpus = max(1, min(2, int(ray.cluster_resources().get("CPU", 1))))
+
+    def run(store_uri: str, key: str, threads: int):
+        import torch
+
+        torch.set_num_threads(threads)
+        yield from train_feature_net(store_uri, key)
+
+    task = ray.remote(num_cpus=cpus, max_retries=1)(run)
+    name = f"{manifest['dataset']}/{manifest['version']}"
+    say("features", f"{name}: training the domain feature network in a Ray task")
+    for ref in task.remote(store.uri, dataset_key, cpus):
+        report = ray.get(ref)
+        if report.get("done"):
+            acc = report["test_accuracy"]
+            what = f"{acc:.1%} test accuracy, " if acc is not None else ""
+            seams = report["pretext_accuracy"]
+            say("features", f"{name}: {what}{seams:.1%} of half-image shifts found,"
+                            f" {report['seconds']:.1f}s")  # fmt: skip
+        else:
+            step, loss, acc = report["step"], report["loss"], report["accuracy"]
+            say("features", f"{name}: step {step}/{report['steps']}, loss {loss:.3f},"
+                            f" batch accuracy {acc:.1%}")  # fmt: skip
+    return load_feature_net(store, dataset_key)

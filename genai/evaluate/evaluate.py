@@ -2,12 +2,16 @@
 each beside its floor.
 
 Writes ``evaluations/{run_id}/metrics.parquet``: run_id, metric, value, floor, n_samples,
-reference; the evaluate settings ride in the schema metadata, so evaluating the same run with the
-same settings again returns the stored table instead of sampling again.
+reference, sampler (what drew the samples: a diffusion model's ``ddim 50 steps`` with the
+default fast sampler); the evaluate settings ride in the schema metadata, so evaluating the same
+run with the same settings again returns the stored table instead of sampling again. Samples are
+drawn ``evaluate.batch_size`` at a time and the command says what it is doing at least every
+10 s.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +19,12 @@ import pyarrow as pa
 import torch
 
 from genai import layout
-from genai.config import EvaluateConfig
+from genai.config import EvaluateConfig, GenerateConfig
 from genai.errors import UserError
 from genai.evaluate.judge import Judge
 from genai.evaluate.likelihood import likelihood_metrics
-from genai.progress import say
+from genai.models.base import GenerativeModel
+from genai.progress import heartbeat, say
 from genai.runs import load_trained
 from genai.storage import ArtifactStore
 from genai.tracking import attach
@@ -37,6 +42,7 @@ class Evaluation:
     floors: dict[str, float | None]
     n_samples: int
     reference: str
+    sampler: str = ""
     reused: bool = False
 
     def summary(self) -> dict[str, Any]:
@@ -45,6 +51,7 @@ class Evaluation:
             "uri": self.uri,
             "metrics": self.metrics,
             "floors": self.floors,
+            "sampler": self.sampler,
         }
 
 
@@ -55,6 +62,28 @@ def check_finite(samples: torch.Tensor, run_id: str) -> None:
             f"run {run_id}: {bad} of {len(samples)} generated samples hold NaN or inf;"
             " the model diverged: retrain with a lower train.lr or grad_clip"
         )
+
+
+def draw(
+    model: GenerativeModel,
+    run_id: str,
+    n: int,
+    cfg: EvaluateConfig | GenerateConfig,
+    status: Callable[[str], None],
+) -> tuple[torch.Tensor, str]:
+    """``n`` seeded samples, ``cfg.batch_size`` at a time with ``cfg``'s sampler, each batch
+    said through ``status``; checked finite. (samples, the sampler's name)."""
+    options, sampler = model.sampler_options(cfg.sampler, cfg.ddim_steps)
+    status(f"{run_id}: drawing {n} samples ({sampler})")
+    fake = model.sample_batched(
+        n,
+        batch_size=cfg.batch_size,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        progress=lambda done, total: status(f"{run_id}: {done}/{total} samples ({sampler})"),
+        **options,
+    )
+    check_finite(fake, run_id)
+    return fake, sampler
 
 
 def stored_evaluation(store: ArtifactStore, run_id: str, cfg: EvaluateConfig) -> Evaluation | None:
@@ -73,6 +102,7 @@ def stored_evaluation(store: ArtifactStore, run_id: str, cfg: EvaluateConfig) ->
         {r["metric"]: r["floor"] for r in rows},
         cfg.n_samples,
         cfg.split,
+        sampler=rows[0].get("sampler", "") if rows else "",
         reused=True,
     )
 
@@ -87,14 +117,17 @@ def evaluate_run(
     if done is not None:
         return done
     model, _run, _manifest, dkey = load_trained(store, run_id)
-    fake = model.sample_batched(cfg.n_samples, generator=torch.Generator().manual_seed(cfg.seed))
-    check_finite(fake, run_id)
-    judge = Judge(store, dkey, reference=cfg.split)
-    torch.manual_seed(cfg.seed)
-    metrics = judge.metrics(fake)
-    floors: dict[str, float | None] = dict(judge.floors(cfg.n_samples))
-    for name, value in likelihood_metrics(model, judge.reference).items():
-        metrics[name], floors[name] = value, None
+    with heartbeat("evaluate") as status:
+        fake, sampler = draw(model, run_id, cfg.n_samples, cfg, status)
+        status(f"{run_id}: judging the samples against {cfg.split}")
+        judge = Judge(store, dkey, reference=cfg.split)
+        torch.manual_seed(cfg.seed)
+        metrics = judge.metrics(fake)
+        status(f"{run_id}: floors (as many real train rows against {cfg.split})")
+        floors: dict[str, float | None] = dict(judge.floors(cfg.n_samples))
+        status(f"{run_id}: likelihood")
+        for name, value in likelihood_metrics(model, judge.reference).items():
+            metrics[name], floors[name] = value, None
     table = pa.table(
         {
             "run_id": [run_id] * len(metrics),
@@ -103,6 +136,7 @@ def evaluate_run(
             "floor": [floors.get(k) for k in metrics],
             "n_samples": [cfg.n_samples] * len(metrics),
             "reference": [cfg.split] * len(metrics),
+            "sampler": [sampler] * len(metrics),
         }
     )
     meta = {"evaluate": cfg.model_dump(mode="json"), "score": judge.score_name}
@@ -120,9 +154,8 @@ def evaluate_run(
     )
     say(
         "evaluate",
-        f"{run_id}: {cfg.n_samples} samples against {cfg.split}:"
+        f"{run_id}: {cfg.n_samples} samples ({sampler}) against {cfg.split}:"
         f" {name} {metrics[name]:.4g} (floor {floors[name]:.4g})",
     )
-    return Evaluation(
-        run_id, uri, metrics, {k: floors.get(k) for k in metrics}, cfg.n_samples, cfg.split
-    )
+    floors_of = {k: floors.get(k) for k in metrics}
+    return Evaluation(run_id, uri, metrics, floors_of, cfg.n_samples, cfg.split, sampler)

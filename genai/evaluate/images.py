@@ -3,8 +3,11 @@
 FID (Heusel et al. 2017) through torchmetrics with our network as its ``feature=`` module; KID
 (Binkowski et al. 2018) with torchmetrics' kernel MMD on seeded subsets of the same features;
 improved precision/recall (Kynkaanniemi et al. 2019, k = 3); density/coverage (Naeem et al. 2020,
-k = 5); inception score from the classifier's labels. Every metric is computed in the calling
-process and never synchronised over a process group.
+k = 5); inception score from the classifier's labels (labelled data). The features are
+standardised on the train split (:mod:`genai.data.features`), so FID reads on one scale for every
+dataset; KID's unbiased estimate is a difference of kernel means and can fall below zero when
+the two sets are alike (a floor of two real sets often does). Every metric is computed in the
+calling process and never synchronised over a process group.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from torch import Tensor
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import poly_mmd
 
-from genai.evaluate.features import FeatureNet
+from genai.data.features import FeatureNet
 from genai.evaluate.manifold import density_coverage, precision_recall
 
 
@@ -63,5 +66,6 @@ def image_metrics(net: FeatureNet, real: Tensor, fake: Tensor) -> dict[str, floa
     out = {"fid": fid(net, real, fake), "kid": kid(real_f, fake_f)}
     out |= precision_recall(real_f, fake_f)
     out |= density_coverage(real_f, fake_f)
-    out["inception_score"] = inception_score(net, fake)
+    if net.head is not None:  # a labelled dataset's network has classes
+        out["inception_score"] = inception_score(net, fake)
     return out

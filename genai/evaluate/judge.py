@@ -3,12 +3,12 @@ sweep ranks by come from :class:`Judge`, under the same names.
 
 What is measured depends on what the data is:
 
-- labelled images (they have a domain feature network): ``fid``, ``kid``, ``precision``,
-  ``recall``, ``density``, ``coverage`` in the network's feature space and ``inception_score``;
-  the score is ``fid``.
+- images (each image dataset has a domain feature network, :mod:`genai.data.features`):
+  ``fid``, ``kid``, ``precision``, ``recall``, ``density``, ``coverage`` in the network's
+  standardised feature space, and ``inception_score`` where it has classes; the score is ``fid``.
 - 2-D mixtures with known modes (ring8, grid25): ``modes``, ``high_quality``, ``reverse_kl`` as
   VEEGAN/PacGAN define them, then the metrics of any other data;
-- any other data (unlabelled images, vectors, points): ``mmd2`` (RBF kernel, median bandwidth)
+- any other data (vectors, points): ``mmd2`` (RBF kernel, median bandwidth)
   and ``precision``, ``recall``, ``density``, ``coverage`` in the data's own space; the score is
   ``mmd2``.
 
@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genai.data.dataset import denormalise, read_manifest, read_split
-from genai.evaluate.features import ensure_feature_net, has_feature_net
+from genai.data.dataset import SplitReader, denormalise, read_manifest
+from genai.data.features import has_feature_net
+from genai.data.prepare import ensure_feature_net
 from genai.evaluate.images import image_metrics
 from genai.evaluate.manifold import density_coverage, precision_recall
 from genai.evaluate.names import FEATURE_SCORE, OWN_SPACE_SCORE
@@ -39,6 +40,7 @@ def score_name(manifest: dict[str, Any]) -> str:
 
 
 MAX_REFERENCE = 2500  # rows of a split the k-NN and kernel metrics compare with (N^2 memory)
+FLOOR_ROWS = 5000  # train rows kept for floors (a floor of n samples uses the first n)
 
 
 def subset(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
@@ -50,7 +52,9 @@ def subset(x: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
 
 class Judge:
     """Sample metrics of one dataset against one of its splits (``reference``), at most
-    ``max_reference`` of its rows (a seeded subset: k-NN and kernel metrics cost N^2)."""
+    ``max_reference`` of its rows (a seeded subset: k-NN and kernel metrics cost N^2), and
+    floors from at most ``max_reference`` train rows (the first ones of a split that fits the
+    reader's budget, a sample spread over the row groups of a larger one)."""
 
     def __init__(
         self,
@@ -62,10 +66,14 @@ class Judge:
     ):
         self.manifest: dict[str, Any] = read_manifest(store, dataset_key)
         self.reference_split = reference
-        split = torch.from_numpy(read_split(store, dataset_key, reference)[0])
-        self.reference = subset(split, max_reference)
-        self.train = torch.from_numpy(read_split(store, dataset_key, "train")[0])
-        trained = ensure_feature_net(store, dataset_key)  # None unless labelled images
+        ref = SplitReader(store, dataset_key, reference, manifest=self.manifest)
+        if ref.whole:
+            self.reference = subset(torch.from_numpy(ref.read_all()[0]), max_reference)
+        else:
+            self.reference = torch.from_numpy(ref.head(max_reference)[0])
+        train = SplitReader(store, dataset_key, "train", manifest=self.manifest)
+        self.train = torch.from_numpy(train.head(max(max_reference, FLOOR_ROWS))[0])
+        trained = ensure_feature_net(store, dataset_key)  # None unless images
         self.features = None if trained is None else trained.net
         self.score_name = score_name(self.manifest)
         self.bandwidth = (

@@ -22,8 +22,15 @@ def mode_of(metric: str) -> str:
     return "max" if metric in HIGHER_IS_BETTER else "min"
 
 
-def metrics_for(*, labelled_images: bool, mixture: bool) -> tuple[str, ...]:
-    """The metrics a Judge reports for data of this kind (in its order)."""
-    if labelled_images:
-        return FEATURE_SPACE
+def metrics_for(*, images: bool, labelled: bool, mixture: bool) -> tuple[str, ...]:
+    """The metrics a Judge reports for data of this kind (in its order): images in the domain
+    feature network's space (the inception score only where it has classes)."""
+    if images:
+        return FEATURE_SPACE if labelled else FEATURE_SPACE[:-1]
     return (MIXTURE if mixture else ()) + OWN_SPACE
+
+
+KID_NOTE = (
+    "KID is an unbiased estimate, a difference of kernel means: for two real sets it sits near 0"
+    " and can fall below it"
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -84,14 +84,28 @@ class GenerativeModel(nn.Module):
 
     @torch.no_grad()
     def sample_batched(
-        self, n: int, *, batch_size: int = 512, generator: torch.Generator | None = None
+        self,
+        n: int,
+        *,
+        batch_size: int = 512,
+        generator: torch.Generator | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **options: Any,
     ) -> Tensor:
-        """n samples drawn ``batch_size`` at a time from one generator (reproducible for a seed)."""
-        parts = [
-            self.sample(min(batch_size, n - i), generator=generator)
-            for i in range(0, n, batch_size)
-        ]
+        """n samples drawn ``batch_size`` at a time from one generator (reproducible for a
+        seed); ``progress(done, n)`` after each batch; ``options`` go to :meth:`sample` (from
+        :meth:`sampler_options`)."""
+        parts = []
+        for i in range(0, n, batch_size):
+            parts.append(self.sample(min(batch_size, n - i), generator=generator, **options))
+            if progress is not None:
+                progress(i + len(parts[-1]), n)
         return torch.cat(parts) if parts else torch.empty(0, *self.data.shape)
+
+    def sampler_options(self, kind: str, ddim_steps: int) -> tuple[dict[str, Any], str]:
+        """(options for :meth:`sample`, a name for what samples) of ``kind`` "fast" or "model":
+        one sampler for every family but diffusion (:class:`genai.models.diffusion.Diffusion`)."""
+        return {}, self.family
 
     def _noise(self, *shape: int, generator: torch.Generator | None = None) -> Tensor:
         device = next(self.parameters()).device

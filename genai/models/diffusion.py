@@ -6,7 +6,7 @@ The network predicts the noise; :mod:`genai.models.schedule` does the math; ``sa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -98,6 +98,15 @@ class Diffusion(GenerativeModel):
             x0, eps = self._x0_eps(x, t)
             x = self.schedule.ddim_step(x0, eps, times[i + 1] if i + 1 < k else -1)
         return x
+
+    def sampler_options(self, kind: str, ddim_steps: int) -> tuple[dict[str, Any], str]:
+        """fast: DDIM in ``ddim_steps``; model: the config's own sampler."""
+        T = self.schedule.timesteps
+        if kind == "fast":
+            return {"sampler": "ddim", "steps": ddim_steps}, f"ddim {min(ddim_steps, T)} steps"
+        if self.opts.sampler == "ddpm":
+            return {}, f"ddpm {T} steps"
+        return {}, f"ddim {min(self.opts.sample_steps, T)} steps"
 
     def _x0_eps(self, x: Tensor, t: int) -> tuple[Tensor, Tensor]:
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)

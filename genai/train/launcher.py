@@ -237,18 +237,17 @@ class RunPlan:
 def plan_run(cfg: RunConfig, store: ArtifactStore, *, ray_address: str | None = None) -> RunPlan:
     """Prepare the data (idempotent), the feature network if a loss needs it, check that the
     model fits the data, and name the run; all before any worker starts."""
-    from genai.data.prepare import prepare
-    from genai.evaluate.features import ensure_feature_net
+    from genai.data.prepare import ensure_feature_net, prepare
     from genai.models import DataSpec, build_model
 
     prepared = prepare(cfg.data, store, ray_address=ray_address)
     features = None
     if needs_features(cfg):
-        trained = ensure_feature_net(store, prepared.key)
+        trained = ensure_feature_net(store, prepared.key, ray_address=ray_address)
         if trained is None:
             raise ConfigError(
-                "loss: 'perceptual' needs a domain feature network, which only labelled image"
-                f" data has; {prepared.dataset} is {prepared.manifest['kind']}"
+                "loss: 'perceptual' needs a domain feature network, which only image data has;"
+                f" {prepared.dataset} is {prepared.manifest['kind']}"
             )
         features = trained.net.layers
     try:
@@ -442,7 +441,7 @@ def train_local(cfg: RunConfig, store: ArtifactStore, hooks: Sequence[Hook] = ()
     start = time.perf_counter()
     fit(
         cfg,
-        load_fit_data(store, plan.dataset.key),
+        load_fit_data(store, plan.dataset.key, buffer_mb=cfg.train.buffer_mb),
         session,
         hooks=[RunRecorder(store.uri, plan.run_id), *hooks],
         features=plan.features,

@@ -68,6 +68,20 @@ def minibatches(data: Tensor, batch_size: int, *, drop_last: bool = True) -> Ite
         yield data[i : i + batch_size]
 
 
+def rank_batches(
+    train: Any, *, seed: int, epoch: int, rank: int, world: int, batch_size: int, device
+) -> Iterator[Tensor]:
+    """This rank's training batches of one epoch: slices of one global permutation of a split
+    held whole, or a streamed reader's windows (:meth:`genai.data.dataset.SplitReader.epoch`)."""
+    if isinstance(train, Tensor):
+        rows = epoch_rows(len(train), seed=seed, epoch=epoch, rank=rank, world=world)
+        yield from minibatches(train[rows].to(device), batch_size)
+        return
+    for x, _ in train.epoch(seed=epoch_seed(seed, epoch), rank=rank, world=world,
+                            batch_size=batch_size):  # fmt: skip
+        yield torch.from_numpy(x).to(device)
+
+
 def default_betas(family: GenerativeModel) -> tuple[float, float]:
     """Adam's betas unless the config sets them: (0.5, 0.9) for a two-player game (DCGAN,
     WGAN-GP), Adam's own (0.9, 0.999) otherwise."""
@@ -152,9 +166,13 @@ class FitState:
 
 @dataclass(frozen=True)
 class FitData:
-    """The train split (every rank slices it per epoch) and this rank's share of val."""
+    """The train split (every rank slices it per epoch) and this rank's share of val.
 
-    train: Tensor  # (N, *shape)
+    ``train`` is the whole split (N, *shape) when it fits the worker's buffer
+    (``train.buffer_mb``), else a :class:`genai.data.dataset.SplitReader` that streams each
+    rank's share of an epoch in row groups, shuffled within windows of the buffer."""
+
+    train: Any  # Tensor (N, *shape) | SplitReader
     val: Tensor  # (M, *shape)
     spec: DataSpec
 
@@ -353,11 +371,14 @@ def run_epoch(cfg: RunConfig, state: FitState, epoch: int, data: FitData, sessio
     results = []
     for r in state.replicas:
         torch.manual_seed(epoch_seed(r.seed, epoch, rank))
-        rows = epoch_rows(len(data.train), seed=r.seed, epoch=epoch, rank=rank, world=world)
-        x = data.train[rows].to(device)
         metrics = train_epoch(
-            r, minibatches(x, per_rank), cfg.train, total_steps=total, autocast=autocast
-        )
+            r,
+            rank_batches(data.train, seed=r.seed, epoch=epoch, rank=rank, world=world,
+                         batch_size=per_rank, device=device),
+            cfg.train,
+            total_steps=total,
+            autocast=autocast,
+        )  # fmt: skip
         metrics["val_loss"] = validation_loss(r.model, minibatches(val, 1024, drop_last=False))
         results.append(metrics)
     entry = reduce_metrics(merge_replicas(results), device)

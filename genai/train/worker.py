@@ -17,19 +17,25 @@ import torch
 
 from genai import layout
 from genai.config import RunConfig
-from genai.data.dataset import read_manifest, read_split
+from genai.data.dataset import SplitReader, read_manifest
 from genai.models import DataSpec, GenerativeModel
 from genai.storage import ArtifactStore
 from genai.train import checkpoint
 from genai.train.loop import REPORTED, FitData, FitState, Session, fit
 
 
-def load_fit_data(store: ArtifactStore, dataset_key: str, rank: int = 0, world: int = 1) -> FitData:
-    """The train split whole (ranks slice it per epoch) and this rank's share of val."""
+def load_fit_data(
+    store: ArtifactStore, dataset_key: str, rank: int = 0, world: int = 1, *, buffer_mb: int = 256
+) -> FitData:
+    """The train split (whole when it fits ``buffer_mb``, else a streaming reader; ranks take
+    their share per epoch) and this rank's share of val (at most a quarter of the buffer)."""
     manifest = read_manifest(store, dataset_key)
-    train = torch.from_numpy(read_split(store, dataset_key, "train")[0])
-    val = torch.from_numpy(read_split(store, dataset_key, "val")[0])[rank::world]
-    return FitData(train, val, DataSpec.from_manifest(manifest))
+    budget = buffer_mb << 20
+    train = SplitReader(store, dataset_key, "train", budget_bytes=budget, manifest=manifest)
+    held = torch.from_numpy(train.read_all()[0]) if train.whole else train
+    val = SplitReader(store, dataset_key, "val", budget_bytes=budget // 4, manifest=manifest)
+    rows = val.read_all()[0] if val.whole else val.head(budget // 4 // (4 * val.width))[0]
+    return FitData(held, torch.from_numpy(rows)[rank::world], DataSpec.from_manifest(manifest))
 
 
 def feature_layers(store: ArtifactStore, cfg: RunConfig, dataset_key: str, device=None) -> Any:
@@ -38,9 +44,9 @@ def feature_layers(store: ArtifactStore, cfg: RunConfig, dataset_key: str, devic
 
     if not needs_features(cfg):
         return None
-    from genai.evaluate.features import ensure_feature_net
+    from genai.data.features import load_feature_net
 
-    trained = ensure_feature_net(store, dataset_key)  # trained by the driver before workers start
+    trained = load_feature_net(store, dataset_key)  # trained at preparation, before workers start
     return trained.net.to(device or "cpu").layers
 
 
@@ -94,6 +100,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     cfg = RunConfig.model_validate(config["run"])  # re-validated across the process boundary
     store = ArtifactStore(config["store"], check=False)
     session = RayTrainSession(replay=config["replay"])
-    data = load_fit_data(store, config["dataset_key"], session.rank, session.world)
+    data = load_fit_data(
+        store, config["dataset_key"], session.rank, session.world, buffer_mb=cfg.train.buffer_mb
+    )
     features = feature_layers(store, cfg, config["dataset_key"], session.device)
     fit(cfg, data, session, seeds=config["seeds"], hooks=config["hooks"], features=features)

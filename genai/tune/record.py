@@ -71,8 +71,8 @@ def ranking(base: RunConfig, cfg: SweepConfig) -> tuple[str, str]:
     """The metric trials are ranked by and Tune's mode for it; a metric the Judge does not
     report for this data is a config error, raised before anything starts."""
     data = base.data
-    reported = metrics_for(labelled_images=data.labelled_images, mixture=data.mixture)
-    metric = cfg.metric or (FEATURE_SCORE if data.labelled_images else OWN_SPACE_SCORE)
+    reported = metrics_for(images=data.image, labelled=data.labelled, mixture=data.mixture)
+    metric = cfg.metric or (FEATURE_SCORE if data.image else OWN_SPACE_SCORE)
     if metric not in reported:
         raise ConfigError(
             f"sweep.metric: {metric!r} is not reported for data.source {data.source!r};"

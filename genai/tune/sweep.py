@@ -25,7 +25,6 @@ from genai import layout
 from genai.cluster import ensure_ray
 from genai.config import RunConfig, SweepConfig
 from genai.data.prepare import prepare
-from genai.evaluate.features import ensure_feature_net
 from genai.progress import say
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
@@ -247,8 +246,7 @@ def _sweep(
             update={"train": base.train.model_copy(update={"num_workers": workers})}
         )
         check_capacity(widest, resources, resolve_use_gpu(widest, resources))
-    prepared = prepare(base.data, store, ray_address=ray_address)
-    ensure_feature_net(store, prepared.key)  # once, here, not in every trial (labelled images)
+    prepared = prepare(base.data, store, ray_address=ray_address)  # and its feature network
     # a one-worker trial trains in its own actor (1 CPU); a wider one is a driver that waits on
     # its Ray Train workers (no CPU: the workers hold the CPUs)
     concurrency = min(cfg.max_concurrent or cpus, max(1, cpus // workers))

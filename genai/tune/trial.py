@@ -134,7 +134,7 @@ def run_trial(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
         run_wide_trial(cfg, store, ctx, seeds, hooks)
         return
     torch.set_num_threads(1)  # one CPU per in-process trial
-    data = load_fit_data(store, ctx["dataset_key"])
+    data = load_fit_data(store, ctx["dataset_key"], buffer_mb=cfg.train.buffer_mb)
     features = feature_layers(store, cfg, ctx["dataset_key"])
     fit(cfg, data, TuneSession(cfg.train.epochs), seeds=seeds, hooks=hooks, features=features)
 

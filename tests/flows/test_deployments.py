@@ -250,6 +250,8 @@ def test_launch_from_the_ui_with_a_typed_form(prefect_api, served, tmp_path):
         sources = choose(page, "Source (Optional)", "grid25")  # a non-default dataset
         assert sources == [
             "digits",
+            "photos",
+            "shapes",
             "ring8",
             "grid25",
             "moons",

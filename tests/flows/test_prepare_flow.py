@@ -78,7 +78,8 @@ def test_cli_prepare_json(prefect_server, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(result) == {"dataset", "version", "uri", "rows"}
+    assert set(result) == {"dataset", "version", "uri", "rows", "feature_net"}
+    assert result["feature_net"] is None  # points: no feature network
     assert sum(result["rows"].values()) == 1000 and set(result["rows"]) == {"train", "val", "test"}
     assert ArtifactStore(store).exists(f"datasets/moons/{result['version']}/manifest.json")
 
@@ -86,7 +87,7 @@ def test_cli_prepare_json(prefect_server, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--source", "mnist"], "data.source: 'mnist' is not one of 'digits', 'ring8'"),
+        (["--source", "mnist"], "data.source: 'mnist' is not one of 'digits', 'photos', 'shapes'"),
         (["--source", "ring8", "--n", "-5"], "data.n: Input should be greater than 0"),
         (["--source", "digits", "--store", "gs://b/x"], "scheme 'gs' is not one of 'file', 's3'"),
     ],

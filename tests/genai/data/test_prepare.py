@@ -10,8 +10,9 @@ import pytest
 from genai.config import DataConfig
 from genai.configfile import load_config
 from genai.data.dataset import denormalise, read_manifest, read_split
-from genai.data.prepare import SPLITS, prepare, split_codes
+from genai.data.prepare import prepare
 from genai.data.sources import DataError, load_builtin
+from genai.data.split import SPLITS, split_codes
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
 
@@ -25,7 +26,7 @@ def snapshot(store: ArtifactStore) -> dict[str, object]:
 
 
 def test_digits_splits_cover_every_class(store):
-    prepared = prepare(DataConfig(source="digits"), store)
+    prepared = prepare(DataConfig(source="digits"), store, features=False)
     assert sum(prepared.rows.values()) == 1797
     assert prepared.uri == f"{store.uri}/datasets/digits/{prepared.version}"
     for split in SPLITS:
@@ -45,7 +46,7 @@ def test_digits_splits_cover_every_class(store):
 
 
 def test_values_map_back_to_data_units(store):
-    prepared = prepare(DataConfig(source="digits"), store)
+    prepared = prepare(DataConfig(source="digits"), store, features=False)
     source = load_builtin(DataConfig(source="digits"))
     values, _ = read_split(store, prepared.key, "train")
     table = store.read_table(f"{prepared.key}/split=train").sort_by("row")
@@ -115,7 +116,8 @@ BAD_PARQUET = {
     "nan": (
         lambda: pa.table({"x": [[1.0, 2.0], [float("nan"), 1.0], [3.0, 4.0]] * 5}),
         {},
-        "rows in .* hold NaN or inf values \\(first rows: \\[1, 4, 7",
+        "rows in .* hold NaN or inf values \\(first rows: \\['bad.parquet row group 0 row 1',"
+        " 'bad.parquet row group 0 row 4', 'bad.parquet row group 0 row 7'",
     ),
     "missing column": (
         lambda: pa.table({"values": [[1.0, 2.0]] * 10}),
@@ -140,7 +142,7 @@ BAD_PARQUET = {
     "labels not finite": (  # labels of any other kind are mapped (test_user_files.py)
         lambda: pa.table({"x": [[1.0, 2.0]] * 4, "y": [0.0, 1.0, float("inf"), 2.0]}),
         {"label_column": "y"},
-        "data.label_column: 'y' holds NaN or inf; row 2 is inf",
+        "data.label_column: 'y' in .*bad.parquet row group 0 holds NaN or inf",
     ),
     "text values": (
         lambda: pa.table({"x": ["a", "b"]}),
@@ -168,7 +170,10 @@ def test_missing_user_file_is_a_clear_error(store, tmp_path):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"source": "mnist"}, "data.source: 'mnist' is not one of 'digits', 'ring8', 'grid25'"),
+        (
+            {"source": "mnist"},
+            "data.source: 'mnist' is not one of 'digits', 'photos', 'shapes', 'ring8'",
+        ),
         ({"sorce": "digits"}, "data.sorce: unknown field 'sorce'; allowed fields: source"),
         ({"source": "ring8", "n": -3}, "data.n: Input should be greater than 0 \\(got -3\\)"),
     ],

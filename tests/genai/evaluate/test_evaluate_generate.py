@@ -14,9 +14,8 @@ import torch
 from genai.config import DataConfig, EvaluateConfig, GenerateConfig, RunConfig
 from genai.configfile import load_config
 from genai.data.dataset import read_split
-from genai.data.prepare import prepare
+from genai.data.prepare import ensure_feature_net, prepare
 from genai.evaluate.evaluate import EvaluationError, evaluate_run
-from genai.evaluate.features import ensure_feature_net
 from genai.generate import generate
 from genai.storage import ArtifactStore, StoreError
 from genai.train import checkpoint
@@ -58,7 +57,8 @@ def test_feature_network_reaches_97_percent(digits_store):
     trained = ensure_feature_net(digits_store, key)
     assert trained.test_accuracy >= 0.97
     meta = digits_store.read_json(f"{trained.key}/meta.json")
-    assert meta["test_accuracy"] == trained.test_accuracy and meta["feature_dim"] == 64
+    assert meta["test_accuracy"] == trained.test_accuracy and trained.net.num_features == 64
+    assert trained.key.endswith(meta["net_version"])  # the network's version is in its key
     again = ensure_feature_net(digits_store, key)  # loaded, not retrained
     x = torch.from_numpy(read_split(digits_store, key, "test")[0][:10])
     torch.testing.assert_close(again.net(x), trained.net(x))
@@ -73,7 +73,9 @@ def test_evaluate_digits_reports_floors(digits_store):
         ev.metrics["nelbo_bpd"] > 0 and ev.metrics["iwae_nll_bpd"] <= ev.metrics["nelbo_bpd"] + 1e-6
     )
     table = digits_store.read_table("evaluations/digits-vae/metrics.parquet").to_pandas()
-    assert set(table.columns) == {"run_id", "metric", "value", "floor", "n_samples", "reference"}
+    assert set(table.columns) == {
+        "run_id", "metric", "value", "floor", "n_samples", "reference", "sampler",
+    }  # fmt: skip
     assert (table["n_samples"] == 500).all() and (table["reference"] == "test").all()
 
 

@@ -1,5 +1,5 @@
 """One home for judging a dataset: what the Judge measures for each kind of data, under the names
-`evaluate` reports and a sweep ranks by; unlabelled images get a real sample metric."""
+`evaluate` reports and a sweep ranks by; unlabelled images get a feature space of their own."""
 
 from __future__ import annotations
 
@@ -49,20 +49,21 @@ def test_mixtures_get_veegan_pacgan_metrics_and_their_own_space(store):
     assert metrics["modes"] == 8 and metrics["recall"] > 0.8
 
 
-def test_unlabelled_images_get_mmd_and_precision_recall_in_pixel_space(store, tmp_path):
-    """Image Parquet without labels has no feature network: judged in its own space, never by a
-    metric under another metric's name."""
+def test_unlabelled_images_get_a_feature_space_from_the_label_free_objective(store, tmp_path):
+    """Image Parquet without labels: its network learns the pretext task alone, and it is judged
+    by FID and its kin (no inception score: there are no classes), never in pixel space."""
     x = load_digits().data.astype(np.float32)  # (1797, 64), no label column written
     path = tmp_path / "unlabelled.parquet"
     pq.write_table(
         pa.table({"x": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), 64)}), path
     )
-    data = DataConfig(source="parquet", uri=str(path), columns=("x",), shape=(8, 8), name="pix")
+    data = DataConfig(source="parquet", uri=str(path), shape=(8, 8), name="pix")
     judge, metrics = judged(store, data)
-    assert judge.score_name == "mmd2" and judge.features is None
-    assert list(metrics) == OWN_SPACE and "fid" not in metrics
+    assert judge.score_name == "fid" and judge.features is not None
+    assert judge.features.head is None  # no classes to predict
+    assert list(metrics) == ["fid", "kid", "precision", "recall", "density", "coverage"]
     noise = judge.metrics(torch.rand(400, 8, 8))
-    assert noise["mmd2"] > 5 * metrics["mmd2"] and noise["precision"] < metrics["precision"]
+    assert noise["fid"] > 10 * metrics["fid"] and noise["precision"] < metrics["precision"]
 
 
 def test_every_metric_has_a_place_in_the_tables():

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from genai.data.feature_spec import architecture
+from genai.data.features import FeatureNet
 from genai.data.sources import GRID25_STD, RING8_STD, gaussian_mixture, grid25_modes, ring8_modes
-from genai.evaluate.features import FeatureNet
 from genai.evaluate.images import fid, inception_score, kid
 from genai.evaluate.manifold import density_coverage, precision_recall
 from genai.evaluate.points import median_bandwidth, mode_metrics, rbf_mmd2
@@ -56,7 +57,8 @@ def test_mmd_hand_computed():
 @pytest.fixture(scope="module")
 def net():
     torch.manual_seed(0)
-    return FeatureNet((8, 8), 10).eval().requires_grad_(False)
+    arch = architecture({"shape": [8, 8], "labels": {"classes": list(range(10))}})
+    return FeatureNet(arch).eval().requires_grad_(False)
 
 
 def test_identical_image_sets_fid_zero_and_full_precision_recall(net):

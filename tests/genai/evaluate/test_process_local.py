@@ -22,14 +22,16 @@ def only_rank_zero_judges(rank: int, port: int, out: str) -> None:
     import torch
     import torch.distributed as dist
 
-    from genai.evaluate.features import FeatureNet
+    from genai.data.feature_spec import architecture
+    from genai.data.features import FeatureNet
     from genai.evaluate.images import image_metrics
 
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     dist.init_process_group("gloo", rank=rank, world_size=2)
     if rank == 0:
         torch.manual_seed(0)
-        net = FeatureNet((8, 8), 10).eval().requires_grad_(False)
+        arch = architecture({"shape": [8, 8], "labels": {"classes": list(range(10))}})
+        net = FeatureNet(arch).eval().requires_grad_(False)
         metrics = image_metrics(net, torch.rand(200, 8, 8), torch.rand(200, 8, 8) * 0.5)
         with open(out, "w") as fh:
             fh.write(repr(sorted(metrics)))

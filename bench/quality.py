@@ -146,7 +146,9 @@ def fit_and_judge(
     trained = train_local(cfg, store)
     cpu = time.process_time() - start
     n = 500 if dataset == "digits" else 2500
-    ev = evaluate_run(store, run_id, EvaluateConfig(n_samples=n, split="test", seed=seed))
+    # the recipe's own sampler (a DDPM recipe's ancestral chain), as every table here was measured
+    judged = EvaluateConfig(n_samples=n, split="test", seed=seed, sampler="model")
+    ev = evaluate_run(store, run_id, judged)
     steps = int(trained.metrics.get("steps", 0)) or None
     return {
         "dataset": dataset,

@@ -117,6 +117,15 @@ class ArtifactStore:
         except Exception as err:  # botocore / aiohttp errors of every kind
             raise self._error("cannot reach the store", err) from None
 
+    def reachable(self) -> None:
+        """Raise a :class:`StoreError` naming the store and its endpoint if it cannot be reached
+        (a job that failed inside a library checks this first: a store that went away is named,
+        not the library's own trace)."""
+        if self.protocol == "s3":
+            self._check_bucket()
+        elif not os.path.isdir(self.base):
+            raise StoreError(f"store {self.uri}: {self.base} is not a folder")
+
     def _error(self, what: str, err: BaseException, key: str | None = None) -> StoreError:
         where = self.uri if key is None else self.key_uri(key)
         detail = redact(f"{type(err).__name__}: {err}")

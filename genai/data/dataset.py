@@ -133,9 +133,9 @@ class SplitReader:
         """At most ``n`` rows: the first ``n`` in row order when the split fits the budget,
         else a seeded sample spread over up to :data:`MAX_SAMPLED_GROUPS` row groups (one
         group in memory at a time, so a large split's reference set stays bounded)."""
-        if self.whole:
+        if self.whole:  # copies: the rest of the split is not kept alive by a view
             values, labels = self.read_all()
-            return values[:n], (labels[:n] if labels is not None else None)
+            return values[:n].copy(), (labels[:n].copy() if labels is not None else None)
         rng = np.random.default_rng(seed)
         chosen = rng.permutation(len(self.parts))[:MAX_SAMPLED_GROUPS]
         per = math.ceil(n / len(chosen))

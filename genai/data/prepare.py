@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,7 +146,7 @@ def prepare(
     else:
         log.info("dataset %s/%s is in the store at %s", found.dataset, found.version, found.uri)
     if features and found.manifest["kind"] == "image":
-        ensure_feature_net(store, found.key, ray_address=ray_address)
+        ensure_feature_net(store, found.key, ray_address=ray_address, load=False)
     return found
 
 
@@ -283,32 +284,47 @@ def _streamed_labels(plan: Any, stats: dict[str, Any]) -> dict[str, Any]:
     return {"classes": classes, "counts": counts} | ({"names": names} if names else {})
 
 
-def ensure_feature_net(store: ArtifactStore, dataset_key: str, *, ray_address: str | None = None):
-    """The dataset's feature network (:class:`genai.data.features.TrainedFeatures`), trained
-    first in a Ray task if the store lacks it; None for data that is not images."""
+def _train_features(store_uri: str, dataset_key: str, threads: int) -> Iterator[dict[str, Any]]:
+    """The Ray task: torch is imported there, never in the command's process."""
+    import torch
+
+    from genai.data.features import train_feature_net
+
+    torch.set_num_threads(threads)
+    yield from train_feature_net(store_uri, dataset_key)
+
+
+def ensure_feature_net(
+    store: ArtifactStore, dataset_key: str, *, ray_address: str | None = None, load: bool = True
+):
+    """The dataset's feature network (:class:`genai.data.features.TrainedFeatures`, or None
+    unless ``load``), trained first in a Ray task if the store lacks it; None for data that is
+    not images."""
     from genai.data.dataset import read_manifest
-    from genai.data.features import has_feature_net, load_feature_net, train_feature_net
+    from genai.data.feature_spec import trained
 
     manifest = read_manifest(store, dataset_key)
-    if not has_feature_net(manifest):
+    if manifest["kind"] != "image":
         return None
-    loaded = load_feature_net(store, dataset_key)
-    if loaded is not None:
-        return loaded
+    if not trained(store, manifest):
+        _train_in_a_task(store, dataset_key, manifest, ray_address)
+    if not load:
+        return None
+    from genai.data.features import load_feature_net
+
+    return load_feature_net(store, dataset_key)
+
+
+def _train_in_a_task(
+    store: ArtifactStore, dataset_key: str, manifest: dict[str, Any], ray_address: str | None
+) -> None:
     import ray
 
     from genai.cluster import ensure_ray
 
     ensure_ray(ray_address)
     cpus = max(1, min(2, int(ray.cluster_resources().get("CPU", 1))))
-
-    def run(store_uri: str, key: str, threads: int):
-        import torch
-
-        torch.set_num_threads(threads)
-        yield from train_feature_net(store_uri, key)
-
-    task = ray.remote(num_cpus=cpus, max_retries=1)(run)
+    task = ray.remote(num_cpus=cpus, max_retries=1)(_train_features)
     name = f"{manifest['dataset']}/{manifest['version']}"
     say("features", f"{name}: training the domain feature network in a Ray task")
     for ref in task.remote(store.uri, dataset_key, cpus):
@@ -323,4 +339,3 @@ def ensure_feature_net(store: ArtifactStore, dataset_key: str, *, ray_address: s
             step, loss, acc = report["step"], report["loss"], report["accuracy"]
             say("features", f"{name}: step {step}/{report['steps']}, loss {loss:.3f},"
                             f" batch accuracy {acc:.1%}")  # fmt: skip
-    return load_feature_net(store, dataset_key)

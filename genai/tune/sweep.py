@@ -280,8 +280,12 @@ def _sweep(
         trials = [] if mlflow_run is None else [TrialRuns(tracking, mlflow_run.run_id, sweep_id)]
         # Tune's MLflow callback sets MLflow's tracking URI process-wide: not beyond this sweep
         with contextlib.nullcontext() if mlflow_run is None else globals_kept():
-            best = _tune(base, cfg, store, space, sweep_id, (metric, mode), trainable, scheduler,
-                         make_search(cfg, space, concurrency), trials)  # fmt: skip
+            try:
+                best = _tune(base, cfg, store, space, sweep_id, (metric, mode), trainable,
+                             scheduler, make_search(cfg, space, concurrency), trials)  # fmt: skip
+            except Exception:
+                store.reachable()  # Tune's own sync fails first when the store goes away
+                raise
         if mlflow_run is not None:
             mlflow_run.log_metrics({f"best_{metric}": best["score"], **best["counts"]})
             keys = (layout.sweep_best, layout.sweep_trials, layout.sweep_plot)

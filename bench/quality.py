@@ -5,9 +5,10 @@ every family trains with its recipe (``RECIPES``: the defaults configs/*.yaml sh
 sweeps docs/BENCHMARKS.md names), once per loss its main slot allows, for ``--seeds`` seeds. Each
 model is one run fitted in a worker process of its own with the one training loop
 (:func:`genai.train.launcher.train_local`, one torch thread: the budget, not the cluster, is
-compared), then judged by ``genai.evaluate``: 2,500 samples against the test split for the
-mixtures (modes captured, high-quality share, reverse KL), 500 for digits (FID, KID, precision,
-recall in the domain feature network's space). A seed also draws the data's split, so each digits
+compared), then judged by ``genai.evaluate`` with the recipe's own sampler (``sampler: model``: a
+DDPM recipe's whole ancestral chain, not evaluate's default DDIM): 2,500 samples against the test
+split for the mixtures (modes captured, high-quality share, reverse KL), 500 for digits (FID,
+KID, precision, recall in the domain feature network's standardised space). A seed also draws the data's split, so each digits
 model's FID is divided by its own split's floor (as many real train rows against that test split)
 in the FID / floor column. Every row states its budget: steps, batch, width, and the CPU seconds
 its training took (at most 120).

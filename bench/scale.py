@@ -8,7 +8,8 @@ Each genai command runs as a user types it (`genai prepare ...`, `genai train CO
 process, with the shared Ray and Prefect server already up (a warm machine). Measured:
 
 * wall seconds of `genai prepare` (for images the feature network too: a fixed budget) and of one
-  training epoch (`genai train`, conv VAE on the images, MLP VAE on the Parquet rows, 1 worker);
+  training epoch (`genai train`, conv VAE on the images at batch 256, MLP VAE on the Parquet rows
+  at batch 1024, 1 worker);
 * peak RSS of the command's process, and of every Ray worker process while it runs (read every
   0.1 s with psutil): the largest of them, and the idle Ray worker's RSS for reference;
 * the plain side: one process that reads every file (PIL for PNGs, pyarrow for Parquet), draws a

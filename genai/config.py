@@ -38,7 +38,7 @@ LATER_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("data", "image_labels"): True,
     ("model", "class_path"): None,
     ("model", "autoregressive", "body"): "transformer",
-    ("train", "buffer_mb"): 256,
+    ("train", "buffer_mb"): 128,
     ("evaluate", "sampler"): "fast",
     ("evaluate", "ddim_steps"): 50,
     ("evaluate", "batch_size"): 500,
@@ -263,7 +263,7 @@ class TrainConfig(StrictModel):
     mixed_precision: bool = Field(False, description="bf16 autocast, GPU only")
     seed: int = Field(0, ge=0)
     buffer_mb: int = Field(
-        256,
+        128,
         gt=0,
         description="rows a worker holds at once, in MB: a train split that fits is held whole and"
         " shuffled globally each epoch; a larger one streams in row groups, shuffled within"

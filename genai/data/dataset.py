@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from genai import layout
 from genai.storage import ArtifactStore, StoreError
 
-BUDGET_MB = 256  # train.buffer_mb's default: rows a worker holds at once
+BUDGET_MB = 128  # train.buffer_mb's default: rows a worker holds at once
 MAX_SAMPLED_GROUPS = 32  # row groups a bounded sample of a large split is spread over
 
 

@@ -15,8 +15,10 @@ net at preparation, labelled or not:
   shifted copies), whatever the dataset's size; larger images pass through stride-2 stems down
   to 16x16 first, so a step costs about the same at 32 and 64 pixels;
 - its 64 features (the embedding before the heads) are standardised with the mean and standard
-  deviation of up to :data:`SCALE_ROWS` train images, so a FID here is on the same scale for
-  every dataset: the Frechet distance between two Gaussians in 64 dimensions of unit variance.
+  deviation of up to 5,000 train images (64 MB of them at most), so a FID here is on the same
+  scale for every dataset: the Frechet distance between two Gaussians in 64 dimensions of unit
+  variance;
+- a train split larger than 128 MB streams through the task in row groups.
 
 Its store key holds :func:`net_version`, a hash of the architecture, budget and scaling, so a
 changed network never mixes with results of the old one. :func:`train_feature_net` is the
@@ -40,15 +42,14 @@ from genai.data.dataset import SplitReader, read_manifest
 from genai.data.feature_spec import (
     BATCH,
     FEATURE_DIM,
-    SCALE_ROWS,
     features_key,
     net_version,
+    scale_rows,
     spec_of,
 )
 from genai.models.blocks import image_dims
 from genai.storage import ArtifactStore
 
-TEST_ROWS = 5000
 PROGRESS_S = 8.0  # a progress report at most this far apart (the console: every 10 s)
 
 
@@ -173,7 +174,8 @@ def train_feature_net(store_uri: str, dataset_key: str) -> Iterator[dict[str, An
         opt, [int(budget * 0.6), int(budget * 0.85)], gamma=0.2
     )
     gen = torch.Generator().manual_seed(spec["seed"])
-    train = SplitReader(store, dataset_key, "train", manifest=manifest)
+    held = spec["read_mb"] << 20  # a train split larger than this streams
+    train = SplitReader(store, dataset_key, "train", manifest=manifest, budget_bytes=held)
     net.train()
     shown, loss_sum, hits, seen = time.monotonic(), 0.0, 0, 0
     for step, (x, y) in enumerate(_batches(train, spec["seed"])):
@@ -200,9 +202,9 @@ def train_feature_net(store_uri: str, dataset_key: str) -> Iterator[dict[str, An
                    "accuracy": hits / max(seen, 1)}  # fmt: skip
             shown, loss_sum, hits, seen = time.monotonic(), 0.0, 0, 0
     net.eval().requires_grad_(False)
-    scale_rows, _ = train.head(SCALE_ROWS)
+    scale, _ = train.head(scale_rows(manifest))
     with torch.no_grad():
-        raw = torch.cat([net.raw(torch.from_numpy(b)) for b in np.array_split(scale_rows, 20)])
+        raw = torch.cat([net.raw(torch.from_numpy(b)) for b in np.array_split(scale, 20)])
     net.feature_mean.copy_(raw.mean(0))
     net.feature_std.copy_(raw.std(0).clamp_min(1e-6))
     accuracy, pretext_accuracy = _tested(net, store, dataset_key, manifest)
@@ -219,8 +221,9 @@ def train_feature_net(store_uri: str, dataset_key: str) -> Iterator[dict[str, An
 
 @torch.no_grad()
 def _tested(net: FeatureNet, store, dataset_key: str, manifest: dict) -> tuple:
-    """(class accuracy or None, pretext accuracy) on up to TEST_ROWS test rows."""
-    values, labels = SplitReader(store, dataset_key, "test", manifest=manifest).head(TEST_ROWS)
+    """(class accuracy or None, pretext accuracy) on up to 5,000 test rows (64 MB of them)."""
+    test = SplitReader(store, dataset_key, "test", manifest=manifest)
+    values, labels = test.head(scale_rows(manifest))
     x = torch.from_numpy(values)
     shifted, k = rolled(x, torch.Generator().manual_seed(1))
     pretext = float((net.pretext(net.raw(shifted)).argmax(-1) == k).float().mean())

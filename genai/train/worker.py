@@ -17,7 +17,7 @@ import torch
 
 from genai import layout
 from genai.config import RunConfig
-from genai.data.dataset import SplitReader, read_manifest
+from genai.data.dataset import BUDGET_MB, SplitReader, read_manifest
 from genai.models import DataSpec, GenerativeModel
 from genai.storage import ArtifactStore
 from genai.train import checkpoint
@@ -25,7 +25,12 @@ from genai.train.loop import REPORTED, FitData, FitState, Session, fit
 
 
 def load_fit_data(
-    store: ArtifactStore, dataset_key: str, rank: int = 0, world: int = 1, *, buffer_mb: int = 256
+    store: ArtifactStore,
+    dataset_key: str,
+    rank: int = 0,
+    world: int = 1,
+    *,
+    buffer_mb: int = BUDGET_MB,
 ) -> FitData:
     """The train split (whole when it fits ``buffer_mb``, else a streaming reader; ranks take
     their share per epoch) and this rank's share of val (at most a quarter of the buffer)."""

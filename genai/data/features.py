@@ -15,10 +15,10 @@ net at preparation, labelled or not:
   shifted copies), whatever the dataset's size; larger images pass through stride-2 stems down
   to 16x16 first, so a step costs about the same at 32 and 64 pixels;
 - its 64 features (the embedding before the heads) are standardised with the mean and standard
-  deviation of up to 5,000 train images (64 MB of them at most), so a FID here is on the same
+  deviation of up to 5,000 train images (32 MB of them at most), so a FID here is on the same
   scale for every dataset: the Frechet distance between two Gaussians in 64 dimensions of unit
   variance;
-- a train split larger than 128 MB streams through the task in row groups.
+- a train split larger than 64 MB streams through the task in row groups.
 
 Its store key holds :func:`net_version`, a hash of the architecture, budget and scaling, so a
 changed network never mixes with results of the old one. :func:`train_feature_net` is the
@@ -178,7 +178,8 @@ def train_feature_net(store_uri: str, dataset_key: str) -> Iterator[dict[str, An
     train = SplitReader(store, dataset_key, "train", manifest=manifest, budget_bytes=held)
     net.train()
     shown, loss_sum, hits, seen = time.monotonic(), 0.0, 0, 0
-    for step, (x, y) in enumerate(_batches(train, spec["seed"])):
+    batches = _batches(train, spec["seed"])
+    for step, (x, y) in enumerate(batches):
         if step >= budget:
             break
         shifted, k = rolled(x, gen)
@@ -201,10 +202,10 @@ def train_feature_net(store_uri: str, dataset_key: str) -> Iterator[dict[str, An
             yield {"step": step + 1, "steps": budget, "loss": loss_sum / max(seen / BATCH, 1),
                    "accuracy": hits / max(seen, 1)}  # fmt: skip
             shown, loss_sum, hits, seen = time.monotonic(), 0.0, 0, 0
+    batches.close()  # its rows (a streamed split's buffers) go now
     net.eval().requires_grad_(False)
-    scale, _ = train.head(scale_rows(manifest))
     with torch.no_grad():
-        raw = torch.cat([net.raw(torch.from_numpy(b)) for b in np.array_split(scale, 20)])
+        raw = torch.cat([net.raw(torch.from_numpy(x)) for x, _ in first_rows(train, manifest)])
     net.feature_mean.copy_(raw.mean(0))
     net.feature_std.copy_(raw.std(0).clamp_min(1e-6))
     accuracy, pretext_accuracy = _tested(net, store, dataset_key, manifest)
@@ -219,17 +220,36 @@ def train_feature_net(store_uri: str, dataset_key: str) -> Iterator[dict[str, An
     yield {"done": True, **meta}
 
 
+def first_rows(reader: SplitReader, manifest: dict) -> Iterator[tuple[np.ndarray, Any]]:
+    """The split's first rows (a streamed split's row ids are a seeded shuffle, the in-memory
+    sources' rows come shuffled), 1,000 at a time, up to :func:`scale_rows`: one row group in
+    memory at a time."""
+    left = scale_rows(manifest)
+    for part in reader.parts:
+        values, labels, _ = reader.read_part(part)
+        for i in range(0, min(left, len(values)), 1000):
+            take = slice(i, min(i + 1000, left))
+            yield values[take], (labels[take] if labels is not None else None)
+        left -= min(left, len(values))
+        if left <= 0:
+            return
+
+
 @torch.no_grad()
 def _tested(net: FeatureNet, store, dataset_key: str, manifest: dict) -> tuple:
-    """(class accuracy or None, pretext accuracy) on up to 5,000 test rows (64 MB of them)."""
+    """(class accuracy or None, pretext accuracy) on up to 5,000 test rows (32 MB of them)."""
     test = SplitReader(store, dataset_key, "test", manifest=manifest)
-    values, labels = test.head(scale_rows(manifest))
-    x = torch.from_numpy(values)
-    shifted, k = rolled(x, torch.Generator().manual_seed(1))
-    pretext = float((net.pretext(net.raw(shifted)).argmax(-1) == k).float().mean())
-    if labels is None or net.head is None:
-        return None, pretext
-    return float((net.logits(x).argmax(-1) == torch.from_numpy(labels)).float().mean()), pretext
+    gen = torch.Generator().manual_seed(1)
+    rows = hits = found = 0
+    for values, labels in first_rows(test, manifest):
+        x = torch.from_numpy(values)
+        shifted, k = rolled(x, gen)
+        found += int((net.pretext(net.raw(shifted)).argmax(-1) == k).sum())
+        if labels is not None and net.head is not None:
+            hits += int((net.logits(x).argmax(-1) == torch.from_numpy(labels)).sum())
+        rows += len(x)
+    labelled = test.labelled and net.head is not None
+    return (hits / rows if labelled else None), found / rows
 
 
 def has_feature_net(manifest: dict[str, Any]) -> bool:

@@ -8,10 +8,10 @@ model is one run fitted in a worker process of its own with the one training loo
 compared), then judged by ``genai.evaluate`` with the recipe's own sampler (``sampler: model``: a
 DDPM recipe's whole ancestral chain, not evaluate's default DDIM): 2,500 samples against the test
 split for the mixtures (modes captured, high-quality share, reverse KL), 500 for digits (FID,
-KID, precision, recall in the domain feature network's standardised space). A seed also draws the data's split, so each digits
-model's FID is divided by its own split's floor (as many real train rows against that test split)
-in the FID / floor column. Every row states its budget: steps, batch, width, and the CPU seconds
-its training took (at most 120).
+KID, precision, recall in the domain feature network's standardised space). A seed also draws the
+data's split, so each digits model's FID is divided by its own split's floor (as many real train
+rows against that test split) in the FID / floor column. Every row states its budget: steps,
+batch, width, and the CPU seconds its training took (at most 120).
 
     .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--families gan,vae]
         [--losses hinge,bce] [--set train.epochs=20 ...] [--out q.md]

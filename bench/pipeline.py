@@ -22,6 +22,7 @@ off (`GENAI_TRACKING=off`): what tracking to the default SQLite beside the store
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -85,6 +86,7 @@ def untracked_run() -> tuple[float, dict[str, float]]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     off_wall, off_stages = untracked_run()
     with tempfile.TemporaryDirectory() as tmp:
         uri = f"file://{tmp}/store"

@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 
 from genai.cluster import ensure_ray
 from genai.config import DataConfig
-from genai.data.prepare import SPLITS, prepare, split_codes
+from genai.data.prepare import prepare
 from genai.data.sources import load_builtin
+from genai.data.split import SPLITS, split_codes
 from genai.storage import ArtifactStore
 
 

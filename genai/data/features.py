@@ -223,13 +223,14 @@ def train_feature_net(store_uri: str, dataset_key: str) -> Iterator[dict[str, An
 def first_rows(reader: SplitReader, manifest: dict) -> Iterator[tuple[np.ndarray, Any]]:
     """The split's first rows (a streamed split's row ids are a seeded shuffle, the in-memory
     sources' rows come shuffled), 1,000 at a time, up to :func:`scale_rows`: one row group in
-    memory at a time."""
+    memory at a time, each slice a writable copy."""
     left = scale_rows(manifest)
     for part in reader.parts:
         values, labels, _ = reader.read_part(part)
         for i in range(0, min(left, len(values)), 1000):
             take = slice(i, min(i + 1000, left))
-            yield values[take], (labels[take] if labels is not None else None)
+            # a copy: the part's arrays are Arrow's read-only buffers, which torch warns about
+            yield np.array(values[take]), (labels[take] if labels is not None else None)
         left -= min(left, len(values))
         if left <= 0:
             return

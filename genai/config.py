@@ -41,7 +41,7 @@ LATER_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("train", "buffer_mb"): 128,
     ("evaluate", "sampler"): "fast",
     ("evaluate", "ddim_steps"): 50,
-    ("evaluate", "batch_size"): 500,
+    ("evaluate", "batch_size"): 512,
     ("generate", "sampler"): "fast",
     ("generate", "ddim_steps"): 50,
 }
@@ -370,7 +370,7 @@ class EvaluateConfig(StrictModel):
         " families have one sampler); model: the run's own (model.diffusion.sampler)",
     )
     ddim_steps: int = Field(50, gt=0, description="DDIM steps of the fast sampler")
-    batch_size: int = Field(500, gt=0, description="samples drawn at a time")
+    batch_size: int = Field(512, gt=0, description="samples drawn at a time (512: as generate)")
 
 
 class GenerateConfig(StrictModel):

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from genai import layout
 from genai.config import SplitConfig
-from genai.data.files import GREY_MODES, Plan, Unit, is_s3, open_fs
+from genai.data.files import GREY_MODES, PIXEL_RANGE, Plan, Unit, is_s3, open_fs
 from genai.data.sources import DataError
 from genai.data.split import SPLITS, permute, streamed_codes
 from genai.storage import METADATA_KEY, ArtifactStore
@@ -111,6 +111,12 @@ def _image(data: bytes, rel: str, plan: Plan) -> np.ndarray:
             f"data.uri: {rel!r} in {plan.uri} is colour ({mode}) but {plan.first_file!r}, the"
             " first image, is grey; make the folder all colour or all grey"
         )
+    if plan.first_mode and PIXEL_RANGE.get(mode) != PIXEL_RANGE.get(plan.first_mode):
+        raise BadUnit(
+            f"data.uri: {rel!r} in {plan.uri} has {mode} pixels but {plan.first_file!r}, the"
+            f" first image, has {plan.first_mode}: one folder's images share one pixel depth"
+            " (8-bit, or 16-bit)"
+        )
     pixels = pixels.astype(np.float32)
     return pixels if plan.image_mode == "grey" else pixels.transpose(2, 0, 1)  # (C, H, W)
 
@@ -158,6 +164,9 @@ def _tabular(plan: Plan, unit: Unit, tables: Iterator[pa.Table], where: str) -> 
     first = unit.start  # npy: the file's row of the unit's first row
     for table in tables:
         values = column_values(table, plan.columns, where)
+        if values.shape[1] != plan.width:
+            raise BadUnit(f"data.columns: rows of {where} have {values.shape[1]} values, the"
+                          f" first file's have {plan.width}; every row needs as many")  # fmt: skip
         if plan.labelled:
             col = table.column(plan.label_column).combine_chunks()
             if col.null_count:

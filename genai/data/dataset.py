@@ -130,24 +130,33 @@ class SplitReader:
         return values, labels
 
     def head(self, n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-        """At most ``n`` rows: the first ``n`` in row order when the split fits the budget,
-        else a seeded sample spread over up to :data:`MAX_SAMPLED_GROUPS` row groups (one
-        group in memory at a time, so a large split's reference set stays bounded)."""
+        """At most ``n`` rows (fewer only when the split has fewer): the first ``n`` in row
+        order when the split fits the budget, else :meth:`sample` (one group in memory at a
+        time, so a large split's reference set stays bounded)."""
         if self.whole:  # copies: the rest of the split is not kept alive by a view
             values, labels = self.read_all()
             return values[:n].copy(), (labels[:n].copy() if labels is not None else None)
-        rng = np.random.default_rng(seed)
-        chosen = rng.permutation(len(self.parts))[:MAX_SAMPLED_GROUPS]
-        per = math.ceil(n / len(chosen))
-        kept_x, kept_y = [], []
-        for i in chosen:
-            values, labels, _ = self.read_part(self.parts[i])
-            take = rng.permutation(len(values))[:per]
-            kept_x.append(values[take])
-            kept_y.append(labels[take] if labels is not None else None)
-        values = np.concatenate(kept_x)[:n]
-        labels = np.concatenate(kept_y)[:n] if self.labelled else None
+        kept = list(self.sample(n, seed=seed))
+        values = np.concatenate([x for x, _ in kept])
+        labels = np.concatenate([y for _, y in kept]) if self.labelled else None
         return values, labels
+
+    def sample(self, n: int, *, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """A seeded sample of ``min(n, rows)`` rows, part by part (``(values, labels or None)``
+        copies): row groups in a seeded order, from each a random ``n / 32`` of its rows (spread
+        over :data:`MAX_SAMPLED_GROUPS` groups when they are large enough; more groups are read
+        while rows are short). One group is in memory at a time; no rows in source order."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self.parts))
+        per = math.ceil(n / max(1, min(len(order), MAX_SAMPLED_GROUPS)))
+        left = n
+        for i in order:
+            if left <= 0:
+                return
+            values, labels, _ = self.read_part(self.parts[i])
+            take = rng.permutation(len(values))[:per][:left]
+            left -= len(take)
+            yield values[take], (labels[take] if labels is not None else None)
 
     def epoch(
         self, *, seed: int, rank: int = 0, world: int = 1, batch_size: int

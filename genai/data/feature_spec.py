@@ -50,7 +50,17 @@ def spec_of(manifest: dict[str, Any]) -> dict[str, Any]:
     return {"format": FORMAT, "arch": architecture(manifest), "steps": steps(manifest),
             "batch": BATCH,
             "lr": 2e-3, "seed": 0, "read_mb": READ_MB,
-            "scaling": f"standard, first {scale_rows(manifest)} train rows"}  # fmt: skip
+            "scaling": scaling(manifest)}  # fmt: skip
+
+
+def scaling(manifest: dict[str, Any]) -> str:
+    """How the features are standardised: over every train row when there are at most
+    :func:`scale_rows` (the text these versions always had), else over a seeded sample of
+    that many spread over the split's row groups (:func:`genai.data.features.first_rows`)."""
+    n = scale_rows(manifest)
+    if manifest["rows"]["train"] <= n:
+        return f"standard, first {n} train rows"
+    return f"standard, {n} train rows sampled over row groups"
 
 
 def steps(manifest: dict[str, Any]) -> int:

@@ -139,10 +139,13 @@ def _batches(reader: SplitReader, seed: int) -> Iterator[tuple[Tensor, Tensor | 
         values, labels = reader.read_all()
         x = torch.from_numpy(values)
         y = torch.from_numpy(labels) if labels is not None else None
+        if not len(x):
+            raise ValueError("the train split is empty: no feature network can be trained")
+        size = min(BATCH, len(x))  # a split of fewer rows than a batch is one batch
         while True:
             order = torch.randperm(len(x), generator=gen)
-            for i in range(0, len(x) - BATCH + 1, BATCH):
-                idx = order[i : i + BATCH]
+            for i in range(0, len(x) - size + 1, size):
+                idx = order[i : i + size]
                 yield x[idx], (y[idx] if y is not None else None)
     for epoch in range(1_000_000):
         for values, labels in reader.epoch(seed=seed * 1009 + epoch, batch_size=BATCH):
@@ -221,19 +224,21 @@ def train_feature_net(store_uri: str, dataset_key: str) -> Iterator[dict[str, An
 
 
 def first_rows(reader: SplitReader, manifest: dict) -> Iterator[tuple[np.ndarray, Any]]:
-    """The split's first rows (a streamed split's row ids are a seeded shuffle, the in-memory
-    sources' rows come shuffled), 1,000 at a time, up to :func:`scale_rows`: one row group in
-    memory at a time, each slice a writable copy."""
-    left = scale_rows(manifest)
-    for part in reader.parts:
-        values, labels, _ = reader.read_part(part)
-        for i in range(0, min(left, len(values)), 1000):
-            take = slice(i, min(i + 1000, left))
-            # a copy: the part's arrays are Arrow's read-only buffers, which torch warns about
+    """The rows the features are scaled and tested on, 1,000 at a time, each slice a writable
+    copy, one row group in memory at a time: every row when the split has at most
+    :func:`scale_rows` (read in file order), else a seeded sample of that many spread over the
+    split's row groups (:meth:`SplitReader.sample`; a file's own order, e.g. a class-sorted
+    ``.npy``, never decides which rows)."""
+    limit = scale_rows(manifest)
+    if reader.rows > limit:
+        parts: Iterator = reader.sample(limit, seed=0)
+    else:
+        parts = (reader.read_part(part)[:2] for part in reader.parts)
+    for values, labels in parts:
+        for i in range(0, len(values), 1000):
+            take = slice(i, i + 1000)
+            # a copy: a part's arrays are Arrow's read-only buffers, which torch warns about
             yield np.array(values[take]), (labels[take] if labels is not None else None)
-        left -= min(left, len(values))
-        if left <= 0:
-            return
 
 
 @torch.no_grad()

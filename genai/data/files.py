@@ -153,6 +153,7 @@ class Plan:
     label_uri: str | None = None
     image_mode: str = ""  # "grey" or "colour": what every image of the folder must be
     first_file: str = ""  # the file the folder's size and mode were read from
+    first_mode: str = ""  # its PIL mode: every image's pixel depth must match it
     names: tuple | None = None
     sizes: dict[int, int] = field(default_factory=dict)
     total: int = 0  # rows overall: row ids are a seeded permutation of 0..total-1

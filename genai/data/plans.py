@@ -14,6 +14,7 @@ which the first pass brings back from the tasks).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any
 
@@ -33,6 +34,8 @@ from genai.data.files import (
     unit_rows,
 )
 from genai.data.sources import DataError, map_labels
+
+PANDAS_INDEX = re.compile(r"__index_level_\d+__")  # a pandas index saved as a column
 
 
 def _image_header(listing: Listing) -> tuple[tuple[int, ...], str, str]:
@@ -89,7 +92,7 @@ def plan_images(cfg: DataConfig, listing: Listing) -> tuple[Plan, list[Unit], st
         within[i] = sizes.get(c, 0)
         sizes[c] = within[i] + 1
     plan = _base(cfg, listing, kind="image", shape=shape, labelled=cfg.image_labels,
-                 image_mode=image_mode, first_file=rels[0],
+                 image_mode=image_mode, first_file=rels[0], first_mode=mode,
                  names=tuple(names) if names is not None else None, sizes=sizes)  # fmt: skip
     order = np.random.default_rng(cfg.seed).permutation(n)
     step = unit_rows(plan)
@@ -159,7 +162,9 @@ def _value_columns(cfg: DataConfig, available: list[str], types: dict[str, pa.Da
             return numeric(t.value_type)
         return pa.types.is_integer(t) or pa.types.is_floating(t)
 
-    columns = tuple(c for c in available if c != cfg.label_column and numeric(types[c]))
+    # pandas' saved index (``__index_level_0__``) is not a feature
+    columns = tuple(c for c in available if c != cfg.label_column and numeric(types[c])
+                    and not PANDAS_INDEX.fullmatch(c))  # fmt: skip
     if not columns:
         raise DataError(f"data.columns: {cfg.uri} has no numeric value columns besides the label")
     return columns
@@ -172,7 +177,10 @@ def _first_width(cfg: DataConfig, listing: Listing, columns: tuple, rel: str) ->
     fs, _ = open_fs(listing.uri)
     with fs.open(listing.path(rel), "rb") as fh:
         if cfg.source == "parquet":
-            first = next(pq.ParquetFile(fh).iter_batches(batch_size=1, columns=list(columns)))
+            batches = pq.ParquetFile(fh).iter_batches(batch_size=1, columns=list(columns))
+            first = next(batches, None)
+            if first is None:
+                raise DataError(f"data.uri: {rel} in {cfg.uri} has no rows")
         else:
             import pyarrow.csv as pacsv
 
@@ -193,6 +201,7 @@ def plan_tabular(cfg: DataConfig, listing: Listing) -> tuple[Plan, list[Unit]]:
             raise DataError(f"data.uri: {cfg.uri} has no rows")
         units = [Unit(index=k, files=(rel,), group=g, count=rows)
                  for k, (rel, g, rows) in enumerate(groups) if rows]  # fmt: skip
+        first = units[0].files[0]  # the first file with rows gives the width
     else:
         import pyarrow.csv as pacsv
 
@@ -202,10 +211,14 @@ def plan_tabular(cfg: DataConfig, listing: Listing) -> tuple[Plan, list[Unit]]:
                 schema = pacsv.open_csv(fh).schema
         except pa.ArrowInvalid as err:
             raise DataError(f"data.uri: {cfg.uri} is not readable CSV: {err}") from None
+        if schema.names and all(pa.types.is_null(f.type) for f in schema):
+            raise DataError(f"data.uri: {rel} in {cfg.uri} has a header but no rows to type its"
+                            " columns by; remove it or put a file with rows first")  # fmt: skip
         units = [Unit(index=k, files=(rel,)) for k, (rel, _, _) in enumerate(listing.files)]
+        first = rel
     types = {f.name: f.type for f in schema}
     columns = _value_columns(cfg, schema.names, types)
-    width = _first_width(cfg, listing, columns, listing.files[0][0])
+    width = _first_width(cfg, listing, columns, first)
     shape = _shaped(cfg, width, cfg.uri or "")
     plan = _base(cfg, listing, kind=_kind(shape), shape=shape, columns=columns,
                  label_column=cfg.label_column, labelled=cfg.label_column is not None)  # fmt: skip

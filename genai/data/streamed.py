@@ -52,18 +52,22 @@ def run_tasks(
     pending: dict[Any, Unit] = {}
     done, started, shown = 0, time.monotonic(), time.monotonic()
     queue = list(reversed(units))
-    while queue or pending:
-        while queue and len(pending) < window:
-            unit = queue.pop()
-            pending[remote.remote(plan_ref, unit)] = unit
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        unit = pending.pop(ready[0])
-        on_result(ray.get(ready[0]))
-        done += unit.count or 1
-        if time.monotonic() - shown >= PROGRESS_S and (queue or pending):
-            rate = done / (time.monotonic() - started)
-            say("prepare", f"{what}: {done:,}/{total:,} {noun} ({rate:,.0f}/s)")
-            shown = time.monotonic()
+    try:
+        while queue or pending:
+            while queue and len(pending) < window:
+                unit = queue.pop()
+                pending[remote.remote(plan_ref, unit)] = unit
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            unit = pending.pop(ready[0])
+            on_result(ray.get(ready[0]))
+            done += unit.count or 1
+            if time.monotonic() - shown >= PROGRESS_S and (queue or pending):
+                rate = done / (time.monotonic() - started)
+                say("prepare", f"{what}: {done:,}/{total:,} {noun} ({rate:,.0f}/s)")
+                shown = time.monotonic()
+    finally:  # a task that failed in Ray, or an interrupt: no task writes after the staging goes
+        for ref in pending:
+            ray.cancel(ref, force=True)
 
 
 def _raise_errors(errors: list[str], uri: str) -> None:

@@ -5,8 +5,9 @@ epoch).
 Training losses of different kinds (a BCE reconstruction, a hinge game, a noise MSE) are not
 comparable, so a trial reports ``score``: a metric of :class:`genai.evaluate.judge.Judge` against
 the validation split (``sweep.metric``; by default FID in the domain feature network's space for
-labelled images, MMD^2 otherwise), beside the Judge's other metrics under the names ``evaluate``
-uses. ``repeats`` seeds of the same config train side by side as replicas of one
+images, MMD^2 otherwise), beside the Judge's other metrics under the names ``evaluate``
+uses, from samples drawn as ``evaluate`` draws them by default (a DDPM with DDIM in 50 steps).
+``repeats`` seeds of the same config train side by side as replicas of one
 fit and the trial reports the mean score and its standard deviation, so ASHA and the final
 ranking act on the mean.
 
@@ -28,12 +29,14 @@ import torch
 from ray import tune
 
 from genai import layout
-from genai.config import RunConfig
+from genai.config import EvaluateConfig, RunConfig
 from genai.evaluate.judge import Judge
 from genai.storage import ArtifactStore
 from genai.train import checkpoint
 from genai.train.loop import REPORTED, EpochContext, FitData, FitState, Hook, Session, fit
 from genai.tune.space import trial_config
+
+FAST = EvaluateConfig()  # trials sample as `genai evaluate` does by default (DDIM for DDPM)
 
 SCORE_SAMPLES = 500
 
@@ -75,8 +78,9 @@ class TrialJudge(Hook):
         judged = []
         for r in replicas:
             gen = torch.Generator().manual_seed(ctx.cfg.train.seed)
-            with r.sampling() as family:
-                fake = family.sample_batched(self.n_samples, generator=gen).cpu()
+            with r.sampling() as family:  # with evaluate's default sampler: its score
+                options, _ = family.sampler_options(FAST.sampler, FAST.ddim_steps)
+                fake = family.sample_batched(self.n_samples, generator=gen, **options).cpu()
             if not torch.isfinite(fake).all():
                 raise FloatingPointError("the model generates NaN or inf")
             judged.append(self.judge.metrics(fake))

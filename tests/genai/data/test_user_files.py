@@ -5,6 +5,7 @@ nothing written."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -12,7 +13,9 @@ import pytest
 from PIL import Image
 
 from genai.config import DataConfig
-from genai.data.dataset import read_split
+from genai.data.dataset import SplitReader, read_split
+from genai.data.feature_spec import features_key, scale_rows
+from genai.data.features import first_rows
 from genai.data.prepare import find_prepared, locate, prepare
 from genai.data.sources import DataError, map_labels
 from genai.data.split import SPLITS, permute
@@ -183,6 +186,11 @@ def grey_then_colour(root):
     Image.new("RGB", (8, 8), (200, 10, 10)).save(root / "zero" / "red.png")
 
 
+def depth_16_after_8(root):
+    digit_images(root, n=30)
+    Image.fromarray(np.full((8, 8), 40000, np.uint16)).save(root / "zero" / "z16.png")  # I;16
+
+
 BAD = {
     "loose images": (
         lambda root: digit_images(root, n=5, labelled=False),
@@ -195,6 +203,7 @@ BAD = {
     "corrupt file": (corrupt, "data.uri: zero/broken.png in .* is not a readable image"),
     "grey and colour": (grey_then_colour, "'zero/red.png' in .* is colour .* is grey"),
     "no images": (lambda root: root.mkdir(), "holds no .png/.jpg/.jpeg images"),
+    "8-bit and 16-bit": (depth_16_after_8, "'zero/z16.png' in .* has I;16 pixels but .* has L"),
 }
 
 
@@ -225,6 +234,77 @@ def test_bad_csv_and_npy_are_refused_naming_the_field(tmp_path):
     with pytest.raises(DataError, match="data.uri: .*nowhere.npy does not exist"):
         prepare(DataConfig(source="npy", uri=str(tmp_path / "nowhere.npy")), store)
     assert store.fs.find(store.base) == []
+
+
+def test_bad_parquet_and_csv_files_are_named(tmp_path):
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    empty = pa.table({"a": pa.array([], pa.float64()), "y": pa.array([], pa.int64())})
+    pq.write_table(empty, folder / "0-empty.parquet")  # sorts first, holds no row
+    pq.write_table(pa.table({"a": np.arange(30.0), "y": np.arange(30) % 2}), folder / "1.parquet")
+    prepared = prepare(DataConfig(source="parquet", uri=str(folder), label_column="y"), store)
+    assert prepared.manifest["shape"] == [1] and sum(prepared.rows.values()) == 30
+    mixed = tmp_path / "mixed"  # rows of 2 values in a.parquet, of 3 in b.parquet
+    mixed.mkdir()
+    for name, width in (("a", 2), ("b", 3)):
+        lists = pa.table({"v": list(np.ones((30, width))), "y": np.arange(30) % 2})
+        pq.write_table(lists, mixed / f"{name}.parquet")
+    with pytest.raises(DataError, match="rows of b.parquet .* have 3 values, the first file's"
+                                        " have 2"):  # fmt: skip
+        prepare(DataConfig(source="parquet", uri=str(mixed), label_column="y"), store)
+    csvs = tmp_path / "csvs"
+    csvs.mkdir()
+    (csvs / "0.csv").write_text("a,b\n")
+    write_csv(csvs / "1.csv", {"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    with pytest.raises(DataError, match="0.csv in .* has a header but no rows"):
+        prepare(DataConfig(source="csv", uri=str(csvs)), store)
+
+
+def test_a_saved_pandas_index_is_not_a_feature(tmp_path):
+    frame = pd.DataFrame({"a": np.arange(40.0), "b": -np.arange(40.0), "y": np.arange(40) % 2})
+    frame[frame.a % 3 > 0].to_parquet(tmp_path / "f.parquet")  # saves __index_level_0__
+    assert "__index_level_0__" in pq.read_schema(tmp_path / "f.parquet").names
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    prepared = prepare(DataConfig(source="parquet", uri=str(tmp_path / "f.parquet"),
+                                  label_column="y"), store)  # fmt: skip
+    assert prepared.manifest["shape"] == [2]
+
+
+def test_samples_of_a_large_split_are_drawn_over_its_row_groups(tmp_path):
+    """A class-sorted file: the scaling rows and the judge's reference set are random samples
+    of the split (not its first rows in file order), and as many as asked for even when the
+    row groups are small."""
+    n, k = 9000, 3  # 7,200 train rows: the first 5,000 in file order hold 4% of class 2
+    x = np.repeat(np.arange(k, dtype=np.float32), n // k)[:, None] * np.ones((1, 64), np.float32)
+    table = pa.table({"x": list(x), "y": np.repeat(np.arange(k), n // k)})
+    pq.write_table(table, tmp_path / "sorted.parquet", row_group_size=60)  # 120 small units
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    cfg = DataConfig(source="parquet", uri=str(tmp_path / "sorted.parquet"), label_column="y",
+                     shape=(8, 8), normalise="none")  # fmt: skip
+    prepared = prepare(cfg, store, features=False)
+    train = SplitReader(store, prepared.key, "train", budget_bytes=1 << 16)
+    assert train.rows > scale_rows(prepared.manifest) and not train.whole
+    labels = np.concatenate([y for _, y in first_rows(train, prepared.manifest)])
+    assert len(labels) == scale_rows(prepared.manifest)
+    shares = np.bincount(labels, minlength=k) / len(labels)
+    assert np.all(shares > 0.25), shares  # a sample of whole small groups: about 1/3 +- 0.02
+    val = SplitReader(store, prepared.key, "val", budget_bytes=1 << 10)
+    assert max(p.rows for p in val.parts) < 16  # many small groups: 32 of them hold < 500 rows
+    values, labels = val.head(500)
+    assert len(values) == len(labels) == 500
+    assert len(np.unique(values[:, 0, 0])) == k
+
+
+def test_a_folder_smaller_than_one_batch_gets_its_feature_network(tmp_path):
+    """Fewer train rows than the network's batch of 64: one batch of them (it used to loop
+    forever, never yielding a batch)."""
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    prepared = prepare(DataConfig(source="images", uri=digit_images(tmp_path / "imgs", n=60,
+                                                                   colour=True)), store)  # fmt: skip
+    assert prepared.rows["train"] < 64
+    meta = store.read_json(f"{features_key(prepared.manifest)}/meta.json")
+    assert 0 <= meta["pretext_accuracy"] <= 1 and meta["spec"]["steps"] == 20
 
 
 def test_a_csv_on_s3(bucket, tmp_path):

@@ -238,7 +238,7 @@ def first_rows(reader: SplitReader, manifest: dict) -> Iterator[tuple[np.ndarray
         for i in range(0, len(values), 1000):
             take = slice(i, i + 1000)
             # a copy: a part's arrays are Arrow's read-only buffers, which torch warns about
-            yield np.array(values[take]), (labels[take] if labels is not None else None)
+            yield np.array(values[take]), (np.array(labels[take]) if labels is not None else None)
 
 
 @torch.no_grad()

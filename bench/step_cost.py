@@ -112,7 +112,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         store_uri = f"file://{tmp}/store"
-        jobs = [(store_uri, d, f, quality.losses(d, f)[1][0], 0) for d, f in recipes]
+        jobs = [(store_uri, d, f, quality.losses(d, f)[1][0], 0, ()) for d, f in recipes]
         quality.prepare_all(store_uri, jobs)
         store = ArtifactStore(store_uri)
         rows = []

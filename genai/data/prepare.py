@@ -33,7 +33,7 @@ from genai.config import DataConfig
 from genai.data.files import Listing, list_source
 from genai.data.sources import DataError, SourceData, load_source
 from genai.data.split import SPLITS
-from genai.progress import say
+from genai.progress import heartbeat, say
 from genai.storage import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -326,16 +326,19 @@ def _train_in_a_task(
     cpus = max(1, min(2, int(ray.cluster_resources().get("CPU", 1))))
     task = ray.remote(num_cpus=cpus, max_retries=1)(_train_features)
     name = f"{manifest['dataset']}/{manifest['version']}"
-    say("features", f"{name}: training the domain feature network in a Ray task")
-    for ref in task.remote(store.uri, dataset_key, cpus):
-        report = ray.get(ref)
-        if report.get("done"):
-            acc = report["test_accuracy"]
-            what = f"{acc:.1%} test accuracy, " if acc is not None else ""
-            seams = report["pretext_accuracy"]
-            say("features", f"{name}: {what}{seams:.1%} of half-image shifts found,"
-                            f" {report['seconds']:.1f}s")  # fmt: skip
-        else:
-            step, loss, acc = report["step"], report["loss"], report["accuracy"]
-            say("features", f"{name}: step {step}/{report['steps']}, loss {loss:.3f},"
-                            f" batch accuracy {acc:.1%}")  # fmt: skip
+    # the task's first report comes after its worker starts and 8 s of steps: a heartbeat says
+    # the last state again meanwhile, so the console is never silent for more than 10 s
+    with heartbeat("features") as status:
+        status(f"{name}: training the domain feature network in a Ray task")
+        for ref in task.remote(store.uri, dataset_key, cpus):
+            report = ray.get(ref)
+            if report.get("done"):
+                acc = report["test_accuracy"]
+                what = f"{acc:.1%} test accuracy, " if acc is not None else ""
+                seams = report["pretext_accuracy"]
+                status(f"{name}: {what}{seams:.1%} of half-image shifts found,"
+                       f" {report['seconds']:.1f}s")  # fmt: skip
+            else:
+                step, loss, acc = report["step"], report["loss"], report["accuracy"]
+                status(f"{name}: step {step}/{report['steps']}, loss {loss:.3f},"
+                       f" batch accuracy {acc:.1%}")  # fmt: skip

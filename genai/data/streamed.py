@@ -27,7 +27,7 @@ from genai.data import chunks, plans
 from genai.data.files import PIXEL_RANGE, Listing, Plan, Unit
 from genai.data.sources import DataError
 from genai.data.split import SPLITS, class_counts
-from genai.progress import say
+from genai.progress import heartbeat
 from genai.storage import ArtifactStore
 
 PROGRESS_S = 10.0
@@ -52,22 +52,25 @@ def run_tasks(
     pending: dict[Any, Unit] = {}
     done, started, shown = 0, time.monotonic(), time.monotonic()
     queue = list(reversed(units))
-    try:
-        while queue or pending:
-            while queue and len(pending) < window:
-                unit = queue.pop()
-                pending[remote.remote(plan_ref, unit)] = unit
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            unit = pending.pop(ready[0])
-            on_result(ray.get(ready[0]))
-            done += unit.count or 1
-            if time.monotonic() - shown >= PROGRESS_S and (queue or pending):
-                rate = done / (time.monotonic() - started)
-                say("prepare", f"{what}: {done:,}/{total:,} {noun} ({rate:,.0f}/s)")
-                shown = time.monotonic()
-    finally:  # a task that failed in Ray, or an interrupt: no task writes after the staging goes
-        for ref in pending:
-            ray.cancel(ref, force=True)
+    # a unit can take longer than 10 s (a large CSV file): the heartbeat repeats the last line
+    with heartbeat("prepare") as status:
+        status(f"{what}: {total:,} {noun} in {len(units):,} Ray task{'s' * (len(units) > 1)}")
+        try:
+            while queue or pending:
+                while queue and len(pending) < window:
+                    unit = queue.pop()
+                    pending[remote.remote(plan_ref, unit)] = unit
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                unit = pending.pop(ready[0])
+                on_result(ray.get(ready[0]))
+                done += unit.count or 1
+                if time.monotonic() - shown >= PROGRESS_S and (queue or pending):
+                    rate = done / (time.monotonic() - started)
+                    status(f"{what}: {done:,}/{total:,} {noun} ({rate:,.0f}/s)")
+                    shown = time.monotonic()
+        finally:  # a task failed in Ray, or an interrupt: none writes after the staging goes
+            for ref in pending:
+                ray.cancel(ref, force=True)
 
 
 def _raise_errors(errors: list[str], uri: str) -> None:

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -21,7 +26,7 @@ from genai.evaluate.evaluate import evaluate_run
 from genai.generate import generate
 from genai.storage import ArtifactStore
 from genai.train.launcher import train_local
-from tests.flows.test_prepare_flow import genai
+from tests.flows.test_prepare_flow import ROOT, genai
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
 FAMILIES = {
@@ -43,6 +48,20 @@ def flat_folder(root, n: int, *, size: int, seed: int) -> str:
     return str(root)
 
 
+def timed_genai(*args: str, api_url: str) -> tuple[int, str, list[tuple[float, str]]]:
+    """`genai ARGS` with each stderr line's arrival time: (exit status, stdout, [(t, line)])."""
+    env = {**os.environ, "PREFECT_API_URL": api_url, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    lines: list[tuple[float, str]] = []
+    pump = threading.Thread(target=lambda: lines.extend((time.monotonic(), x) for x in proc.stderr))
+    pump.start()
+    out = proc.stdout.read()
+    status = proc.wait(timeout=300)
+    pump.join()
+    return status, out, lines
+
+
 def not_blank(png: bytes) -> float:
     return float(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).std())
 
@@ -50,11 +69,16 @@ def not_blank(png: bytes) -> float:
 def test_a_colour_folder_through_every_command(prefect_server, tmp_path):
     folder = str(shapes.save_folder(tmp_path / "shapes", 1200, seed=5))
     store = f"file://{tmp_path}/store"
-    prepared = genai("prepare", "--source", "images", "--uri", folder, "--store", store, "--json",
-                     api_url=prefect_server, cwd=None)  # fmt: skip
-    assert prepared.returncode == 0, prepared.stderr[-3000:]
-    assert "features" in prepared.stderr and "step" in prepared.stderr  # progress while it trains
-    dataset = json.loads(prepared.stdout.strip().splitlines()[-1])
+    status, out, lines = timed_genai("prepare", "--source", "images", "--uri", folder,
+                                     "--store", store, "--json", api_url=prefect_server)  # fmt: skip
+    text = "".join(line for _, line in lines)
+    assert status == 0, text[-3000:]
+    # the feature network reports while it trains: never silent for more than 10 s (+1 s slack)
+    shown = [t for t, line in lines if "features" in line]
+    assert len(shown) >= 3 and "step" in text, text[-3000:]
+    gaps = np.diff(shown)
+    assert gaps.max() <= 11.0, (gaps.round(1).tolist(), text[-3000:])
+    dataset = json.loads(out.strip().splitlines()[-1])
     assert dataset["feature_net"]["test_accuracy"] > 0.9  # circle, square, triangle
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({

@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 LOGGER = "genai.progress"
 log = logging.getLogger(LOGGER)
@@ -46,21 +47,32 @@ def heartbeat(stage: str, every: float = 10.0) -> Iterator[Callable[[str], None]
     """A long block that is never silent for more than ``every`` seconds: the block sets its
     state with the function this yields (said at once), and while the state stays the same a
     thread says it again, with the seconds it has taken, every ``every`` seconds."""
-    state = {"text": "", "since": time.monotonic()}
+    now = time.monotonic()
+    state: dict[str, Any] = {"text": "", "since": now, "said": now}
     lock = threading.Lock()
     stop = threading.Event()
 
     def status(text: str) -> None:
         with lock:
             state["text"], state["since"] = text, time.monotonic()
+            state["said"] = state["since"]
         say(stage, text)
 
-    def beat() -> None:
-        while not stop.wait(every):
+    def beat() -> None:  # says the state again only when nothing was said for ``every`` s
+        while True:
             with lock:
-                text, since = state["text"], state["since"]
+                text, since, said = state["text"], state["since"], state["said"]
+                left = said + every - time.monotonic()
+                if left <= 0:
+                    state["said"] = time.monotonic()
+            if left > 0:
+                if stop.wait(left):
+                    return
+                continue
             if text:
                 say(stage, f"{text} ({time.monotonic() - since:.0f}s so far)")
+            if stop.is_set():
+                return
 
     thread = threading.Thread(target=beat, name=f"genai-{stage}-heartbeat", daemon=True)
     thread.start()

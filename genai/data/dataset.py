@@ -137,8 +137,15 @@ class SplitReader:
             values, labels = self.read_all()
             return values[:n].copy(), (labels[:n].copy() if labels is not None else None)
         kept = list(self.sample(n, seed=seed))
-        values = np.concatenate([x for x, _ in kept])
-        labels = np.concatenate([y for _, y in kept]) if self.labelled else None
+        if not kept:
+            return np.zeros((0, *self.shape), np.float32), (
+                np.zeros(0, np.int64) if self.labelled else None
+            )
+        # shuffled, so that the first rows of the sample (a floor of fewer samples) come from
+        # every group it read, not from its first few
+        order = np.random.default_rng(seed + 1).permutation(sum(len(x) for x, _ in kept))
+        values = np.concatenate([x for x, _ in kept])[order]
+        labels = np.concatenate([y for _, y in kept])[order] if self.labelled else None
         return values, labels
 
     def sample(self, n: int, *, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:

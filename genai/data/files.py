@@ -27,8 +27,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UNIT_BYTES = 16 << 20  # rows per read unit (and per written row group): about 16 MB as float32
 STREAM_FORMAT = 1  # bump when the streamed split or layout changes: every version changes
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
-PIXEL_RANGE = {"1": 255.0, "L": 255.0, "LA": 255.0, "P": 255.0, "RGB": 255.0, "RGBA": 255.0,
-               "CMYK": 255.0, "YCbCr": 255.0, "I;16": 65535.0}  # fmt: skip
+PIXEL_RANGE = {"1": 255.0, "L": 255.0, "LA": 255.0, "La": 255.0, "P": 255.0, "PA": 255.0,
+               "RGB": 255.0, "RGBA": 255.0, "RGBa": 255.0, "RGBX": 255.0, "CMYK": 255.0,
+               "YCbCr": 255.0, "LAB": 255.0, "HSV": 255.0, "I;16": 65535.0, "I;16L": 65535.0,
+               "I;16B": 65535.0, "I;16N": 65535.0}  # fmt: skip
 
 
 def is_s3(uri: str) -> bool:

@@ -18,6 +18,7 @@ At most ``2 x CPUs`` units are in flight; a progress line at least every 10 s.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,9 +69,10 @@ def run_tasks(
                     rate = done / (time.monotonic() - started)
                     status(f"{what}: {done:,}/{total:,} {noun} ({rate:,.0f}/s)")
                     shown = time.monotonic()
-        finally:  # a task failed in Ray, or an interrupt: none writes after the staging goes
+        finally:  # a task failed in Ray, or an interrupt: stop the others (asynchronously)
             for ref in pending:
-                ray.cancel(ref, force=True)
+                with contextlib.suppress(Exception):  # the error that got us here wins
+                    ray.cancel(ref, force=True)
 
 
 def _raise_errors(errors: list[str], uri: str) -> None:
@@ -93,8 +95,9 @@ def planned(cfg: DataConfig, listing: Listing) -> tuple[Plan, list[Unit], str]:
     if cfg.source in ("parquet", "csv", "npy"):
         if plans.needs_count(plan):
             counted: list[dict[str, Any]] = []
+            noun = "rows" if any(u.count for u in units) else "files"  # CSV: rows unknown yet
             run_tasks(chunks.count_labels, plan, units, counted.append,
-                      what="counting rows", noun="units")  # fmt: skip
+                      what="counting rows", noun=noun)  # fmt: skip
             _raise_errors([e for c in counted for e in c["errors"]], cfg.uri or "")
             plan, units = plans.with_counts(plan, units, counted)
         else:

@@ -236,13 +236,13 @@ class RunPlan:
 
 def plan_run(cfg: RunConfig, store: ArtifactStore, *, ray_address: str | None = None) -> RunPlan:
     """Prepare the data (idempotent), the feature network if a loss needs it, check that the
-    model fits the data, and name the run; all before any worker starts. Training does not
-    wait for a feature network it does not use: ``evaluate`` and sweeps train it when they
-    first need it, ``prepare`` and the pipeline at once."""
+    model fits the data, and name the run; all before any worker starts. An image dataset's
+    feature network is trained here too, on this run's Ray, so that ``evaluate`` (which has no
+    Ray of its own) finds it."""
     from genai.data.prepare import ensure_feature_net, prepare
     from genai.models import DataSpec, build_model
 
-    prepared = prepare(cfg.data, store, ray_address=ray_address, features=False)
+    prepared = prepare(cfg.data, store, ray_address=ray_address)
     features = None
     if needs_features(cfg):
         trained = ensure_feature_net(store, prepared.key, ray_address=ray_address)

@@ -56,8 +56,13 @@ def timed_genai(*args: str, api_url: str) -> tuple[int, str, list[tuple[float, s
     lines: list[tuple[float, str]] = []
     pump = threading.Thread(target=lambda: lines.extend((time.monotonic(), x) for x in proc.stderr))
     pump.start()
-    out = proc.stdout.read()
-    status = proc.wait(timeout=300)
+    watchdog = threading.Timer(300, proc.kill)  # a hang fails the test, not the suite
+    watchdog.start()
+    try:
+        out = proc.stdout.read()
+        status = proc.wait()
+    finally:
+        watchdog.cancel()
     pump.join()
     return status, out, lines
 
@@ -73,11 +78,12 @@ def test_a_colour_folder_through_every_command(prefect_server, tmp_path):
                                      "--store", store, "--json", api_url=prefect_server)  # fmt: skip
     text = "".join(line for _, line in lines)
     assert status == 0, text[-3000:]
-    # the feature network reports while it trains: never silent for more than 10 s (+1 s slack)
+    # the feature network reports while it trains: never silent for more than 10 s (the
+    # heartbeat's period; 2 s of slack for a loaded 2-core machine's thread wake-ups)
     shown = [t for t, line in lines if "features" in line]
     assert len(shown) >= 3 and "step" in text, text[-3000:]
     gaps = np.diff(shown)
-    assert gaps.max() <= 11.0, (gaps.round(1).tolist(), text[-3000:])
+    assert gaps.max() <= 12.0, (gaps.round(1).tolist(), text[-3000:])
     dataset = json.loads(out.strip().splitlines()[-1])
     assert dataset["feature_net"]["test_accuracy"] > 0.9  # circle, square, triangle
     config = tmp_path / "run.yaml"

@@ -307,7 +307,15 @@ def ensure_feature_net(
     if manifest["kind"] != "image":
         return None
     if not trained(store, manifest):
-        _train_in_a_task(store, dataset_key, manifest, ray_address)
+        from genai.data.feature_spec import features_key
+        from genai.lease import hold
+
+        # one command trains it; another waits for it (the same bytes, but two writers could
+        # leave model.pt of one beside meta.json of the other)
+        key = features_key(manifest)
+        with hold(store, layout.lease(key), f"feature network {key}"):
+            if not trained(store, manifest):
+                _train_in_a_task(store, dataset_key, manifest, ray_address)
     if not load:
         return None
     from genai.data.features import load_feature_net

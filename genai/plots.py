@@ -98,10 +98,18 @@ def scatter(points: np.ndarray, *, modes: np.ndarray | None = None, title: str =
     return _png(fig)
 
 
+NOT_LOSSES = {"epoch", "epoch_s", "samples_per_s", "param_divergence", "steps"}
+
+
+def loss_terms(history: Sequence[Mapping[str, float]]) -> list[str]:
+    """The terms of a run's history that are losses (not counters, timings or checks: the step
+    count, in the hundreds, flattened every loss curve beside it)."""
+    return sorted({k for h in history for k in h} - NOT_LOSSES)
+
+
 def loss_curves(history: Sequence[Mapping[str, float]], *, title: str = "") -> bytes:
     """Every loss term and val_loss against the epoch."""
-    skip = {"epoch", "epoch_s", "samples_per_s", "param_divergence"}
-    terms = sorted({k for h in history for k in h} - skip)
+    terms = loss_terms(history)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = [h["epoch"] + 1 for h in history]
     for term in terms:

@@ -41,3 +41,12 @@ def test_grey_levels_are_drawn_as_they_are_beside_real_rows():
     picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     right = picture[2 * HEADER : 2 * HEADER + 64, expected.shape[1] + 16 :][:, :64]
     assert np.unique(right).tolist() == [255]  # the real rows' panel: 16 of 16, white
+
+
+def test_loss_curves_plot_losses_not_the_step_count():
+    from genai.plots import loss_curves, loss_terms
+
+    history = [{"epoch": e, "steps": 22.0 * (e + 1), "epoch_s": 0.4, "samples_per_s": 3e3,
+                "total": 1.0 / (e + 1), "kl": 0.1, "val_loss": 1.1 / (e + 1)} for e in range(3)]  # fmt: skip
+    assert loss_terms(history) == ["kl", "total", "val_loss"]
+    assert loss_curves(history, title="run")[:8] == b"\x89PNG\r\n\x1a\n"

@@ -77,6 +77,11 @@ def net_version(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def has_feature_net(manifest: dict[str, Any]) -> bool:
+    """Every image dataset gets a domain feature network; other data is judged in its own space."""
+    return manifest["kind"] == "image"
+
+
 def features_key(manifest: dict[str, Any]) -> str:
     return layout.features(manifest["dataset"], manifest["version"], net_version(spec_of(manifest)))
 
@@ -86,7 +91,7 @@ SUMMARY = ("net_version", "test_accuracy", "pretext_accuracy", "seconds")
 
 def summary(store: ArtifactStore, manifest: dict[str, Any]) -> dict[str, Any] | None:
     """What a command says of the stored network: its version, accuracies and training cost."""
-    if manifest["kind"] != "image":
+    if not has_feature_net(manifest):
         return None
     key = layout.features_meta(features_key(manifest))
     if not store.exists(key):
@@ -97,4 +102,6 @@ def summary(store: ArtifactStore, manifest: dict[str, Any]) -> dict[str, Any] | 
 
 def trained(store: ArtifactStore, manifest: dict[str, Any]) -> bool:
     """Whether data that needs a feature network (images) has this genai's one stored."""
-    return manifest["kind"] != "image" or store.exists(layout.features_meta(features_key(manifest)))
+    if not has_feature_net(manifest):
+        return True
+    return store.exists(layout.features_meta(features_key(manifest)))

@@ -258,11 +258,6 @@ def _tested(net: FeatureNet, store, dataset_key: str, manifest: dict) -> tuple:
     return (hits / rows if labelled else None), found / rows
 
 
-def has_feature_net(manifest: dict[str, Any]) -> bool:
-    """Every image dataset gets a domain feature network; other data is judged in its own space."""
-    return manifest["kind"] == "image"
-
-
 def load_feature_net(store: ArtifactStore, dataset_key: str) -> TrainedFeatures | None:
     """The dataset's stored network (this genai's version of it), or None if not trained yet."""
     manifest = read_manifest(store, dataset_key)

@@ -30,6 +30,7 @@ import numpy as np
 import genai
 from genai import layout
 from genai.config import DataConfig
+from genai.data.feature_spec import features_key, has_feature_net, trained
 from genai.data.files import Listing, list_source
 from genai.data.sources import DataError, SourceData, load_source
 from genai.data.split import SPLITS
@@ -145,7 +146,7 @@ def prepare(
             )
     else:
         log.info("dataset %s/%s is in the store at %s", found.dataset, found.version, found.uri)
-    if features and found.manifest["kind"] == "image":
+    if features and has_feature_net(found.manifest):
         ensure_feature_net(store, found.key, ray_address=ray_address, load=False)
     return found
 
@@ -301,13 +302,11 @@ def ensure_feature_net(
     unless ``load``), trained first in a Ray task if the store lacks it; None for data that is
     not images."""
     from genai.data.dataset import read_manifest
-    from genai.data.feature_spec import trained
 
     manifest = read_manifest(store, dataset_key)
-    if manifest["kind"] != "image":
+    if not has_feature_net(manifest):
         return None
     if not trained(store, manifest):
-        from genai.data.feature_spec import features_key
         from genai.lease import hold
 
         # one command trains it; another waits for it (the same bytes, but two writers could

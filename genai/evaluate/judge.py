@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from genai.data.dataset import SplitReader, denormalise, read_manifest
-from genai.data.features import has_feature_net
+from genai.data.feature_spec import has_feature_net
 from genai.data.prepare import ensure_feature_net
 from genai.evaluate.images import image_metrics
 from genai.evaluate.manifold import density_coverage, precision_recall

@@ -45,18 +45,21 @@ def step(stage: str, done: int, total: int, message: str) -> None:
 @contextlib.contextmanager
 def heartbeat(stage: str, every: float = 10.0) -> Iterator[Callable[[str], None]]:
     """A long block that is never silent for more than ``every`` seconds: the block sets its
-    state with the function this yields (said at once), and while the state stays the same a
-    thread says it again, with the seconds it has taken, every ``every`` seconds."""
+    state with the function this yields (said at once, or with ``shown=False`` only kept: a
+    step the console skips), and when nothing was said for ``every`` seconds a thread says the
+    state again, with the seconds it has taken."""
     now = time.monotonic()
     state: dict[str, Any] = {"text": "", "since": now, "said": now}
     lock = threading.Lock()
     stop = threading.Event()
 
-    def status(text: str) -> None:
+    def status(text: str, *, shown: bool = True) -> None:
         with lock:
             state["text"], state["since"] = text, time.monotonic()
-            state["said"] = state["since"]
-        say(stage, text)
+            if shown:
+                state["said"] = state["since"]
+        if shown:
+            say(stage, text)
 
     def beat() -> None:  # says the state again only when nothing was said for ``every`` s
         while True:

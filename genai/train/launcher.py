@@ -14,13 +14,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from genai import layout
 from genai.config import RunConfig
-from genai.progress import say, step
+from genai.progress import heartbeat, milestone, note, say, step
 from genai.runs import (
     TrainResult,
     finished_run,
@@ -139,9 +139,13 @@ class EpochsToMlflow(Hook):
 
 
 @contextlib.contextmanager
-def watching(store: ArtifactStore, run_id: str, epochs: int, every: float = 1.0) -> Iterator[None]:
-    """While the block runs, say each epoch the run's metrics.parquet gains (the workers write
-    it after every checkpoint), from this process: Ray Train's workers print elsewhere."""
+def watching(
+    store: ArtifactStore, run_id: str, epochs: int, status: Callable[..., None], every: float = 1.0
+) -> Iterator[None]:
+    """While the block runs, give ``status`` (a :func:`genai.progress.heartbeat`'s) each epoch
+    the run's metrics.parquet gains (the workers write it after every checkpoint), from this
+    process: Ray Train's workers print elsewhere. Milestone epochs are said; the others go to
+    the log, and the heartbeat repeats the latest when the console has been quiet for 10 s."""
     stop = threading.Event()
     shown = previous_epochs(store, run_id)
 
@@ -153,7 +157,12 @@ def watching(store: ArtifactStore, run_id: str, epochs: int, every: float = 1.0)
             return
         for entry in history[shown:]:
             epoch = int(entry["epoch"])
-            step("train", epoch, epochs, f"{run_id} {progress_line(epoch, epochs, entry)}")
+            line = f"{run_id} {progress_line(epoch, epochs, entry)}"
+            if milestone(epoch, epochs):
+                status(line)
+            else:
+                note("train", line)
+                status(line, shown=False)
         shown = max(shown, len(history))
 
     def loop() -> None:
@@ -364,10 +373,11 @@ def _train(
         start = time.perf_counter()
         where = f"{cfg.train.num_workers} Ray Train worker{'s' * (cfg.train.num_workers > 1)}"
         device = "GPU" if use_gpu else "CPU"
-        say("train", f"{plan.run_id}: {cfg.train.epochs} epochs on {where} ({device})")
-        try:
-            with watching(store, plan.run_id, cfg.train.epochs):
-                result = trainer.fit()
+        try:  # never silent for 10 s: Ray Train's start-up and a long epoch are heartbeats
+            with heartbeat("train") as status:
+                status(f"{plan.run_id}: {cfg.train.epochs} epochs on {where} ({device})")
+                with watching(store, plan.run_id, cfg.train.epochs, status):
+                    result = trainer.fit()
         except Exception as err:
             raise TrainError(f"run {plan.run_id} failed: {type(err).__name__}: {err}") from err
         path = result.checkpoint.path if result.checkpoint is not None else None

@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from genai.config import DataConfig
-from genai.data.chunks import npy_header
 from genai.data.files import (
     GREY_MODES,
     Listing,
@@ -33,6 +32,7 @@ from genai.data.files import (
     split_shares,
     unit_rows,
 )
+from genai.data.readers import BadUnit, column_values, npy_header
 from genai.data.sources import DataError, map_labels
 
 PANDAS_INDEX = re.compile(r"__index_level_\d+__")  # a pandas index saved as a column
@@ -172,8 +172,6 @@ def _value_columns(cfg: DataConfig, available: list[str], types: dict[str, pa.Da
 
 def _first_width(cfg: DataConfig, listing: Listing, columns: tuple, rel: str) -> int:
     """Values per row, from the first row of the first file."""
-    from genai.data.chunks import BadUnit, column_values
-
     fs, _ = open_fs(listing.uri)
     with fs.open(listing.path(rel), "rb") as fh:
         if cfg.source == "parquet":

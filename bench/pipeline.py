@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 from genai import layout
-from genai.runs import history_of
 from genai.storage import ArtifactStore
+from genai.train.runs import history_of
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -62,8 +62,8 @@ def progress(log: Path) -> list[tuple[float, str, str]]:
 
 def breakdown(proc, wall: float, began: float, store: str) -> dict[str, float]:
     """Split a train command's wall time by its progress lines."""
-    from genai.runs import history_of
     from genai.storage import ArtifactStore
+    from genai.train.runs import history_of
 
     log = Path(proc.stderr.splitlines()[0].split(None, 1)[1])
     lines = progress(log)

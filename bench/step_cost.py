@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402  (the recipes, configured as the quality benchmark fits them)
 
 from genai.train import ema as ema_module  # noqa: E402
-from genai.train import loop  # noqa: E402
+from genai.train import hooks, loop  # noqa: E402
 
 
 @torch.no_grad()
@@ -68,13 +68,13 @@ class _Stop(Exception):
     pass
 
 
-class Clock(loop.Hook):
+class Clock(hooks.Hook):
     """CPU seconds and steps at the end of each epoch; stops the fit after ``epochs``."""
 
     def __init__(self, epochs: int) -> None:
         self.epochs, self.marks = epochs, [(time.process_time(), 0)]
 
-    def on_epoch(self, ctx: loop.EpochContext) -> dict:
+    def on_epoch(self, ctx: hooks.EpochContext) -> dict:
         self.marks.append((time.process_time(), int(ctx.entry["steps"])))
         if len(self.marks) > self.epochs:
             raise _Stop
@@ -87,7 +87,7 @@ class Clock(loop.Hook):
 
 def ms_per_step(store, dataset: str, family: str, epochs: int, sets: tuple[str, ...] = ()) -> float:
     from genai.train.launcher import plan_run
-    from genai.train.worker import load_fit_data
+    from genai.train.state import load_fit_data
 
     cfg = quality.config(dataset, family, quality.losses(dataset, family)[1][0], 0, None, sets)
     plan = plan_run(cfg, store)

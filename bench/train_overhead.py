@@ -31,10 +31,11 @@ from genai.configfile import load_config
 from genai.data.dataset import read_manifest, read_split
 from genai.data.prepare import prepare
 from genai.models import DataSpec
-from genai.runs import history_of
 from genai.storage import ArtifactStore
 from genai.train.launcher import train
-from genai.train.loop import FitData, epoch_rows, fit
+from genai.train.loop import epoch_rows, fit
+from genai.train.runs import history_of
+from genai.train.state import FitData
 
 
 def config(rows: int, epochs: int, workers: int, run_id: str) -> RunConfig:

@@ -17,13 +17,31 @@ none), a dict, or a typed config (:mod:`genai.config`); ``overrides`` are ``--se
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from genai.config import (
+    DataConfig,
+    EvaluateConfig,
+    GenerateConfig,
+    PipelineConfig,
+    RunConfig,
+    SweepConfig,
+)
+from genai.configfile import load_config
+from genai.data.feature_spec import trained
+from genai.data.prepare import find_prepared
+from genai.pipeline import base_config, finished_pipeline
+from genai.storage import ArtifactStore
 from genai.strict import StrictModel
+from genai.train.runs import check_run, find_finished
+from genai.tune.record import finished_sweep, ranking, sweep_id_for
+from genai.tune.space import load_space
+
+# Imported where the work starts, never on the answer-from-store path: the flows import Prefect
+# (flows.*, 1.5-2 s), the services Ray, and evaluate/generate torch (genai.evaluate.evaluate,
+# genai.generate: 1.4 s); a finished result answers in well under a second without them.
 
 M = TypeVar("M", bound=StrictModel)
 Config = str | Path | Mapping[str, Any] | StrictModel | None
@@ -42,8 +60,6 @@ def load(
 ) -> M:
     """A typed config from a path, a dict or a config, with ``--set``-style overrides and
     ``data`` fields (dotted keys) over it."""
-    from genai.configfile import load_config
-
     overrides = list(overrides)
     if isinstance(config, StrictModel):
         if isinstance(config, model) and not overrides and not data:
@@ -55,27 +71,20 @@ def load(
 def _stored_or_flow(
     stored: dict[str, Any] | None,
     command: str,
-    flow: Callable[[str], dict[str, Any]],
+    flow: Callable[[str | None], dict[str, Any]],
     *,
     ray_address: str | None = None,
     on_boot: OnBoot | None = None,
-    no_wait: bool = False,
 ) -> dict[str, Any]:
     """The stored result if there is one; else bring up Prefect and Ray and run ``flow`` (given
-    the Ray address to join: a flow module is imported only when it runs)."""
+    the Ray address to join)."""
     if stored is not None:
         return stored
-    from flows.services import services
+    from flows.services import services  # Ray and the Prefect server: only when work runs
 
-    if no_wait:  # read where the work takes its lease (genai.lease)
-        os.environ["GENAI_NO_WAIT"] = "1"
     if on_boot is not None:
         on_boot(command)
     return flow(services(ray_address))
-
-
-def _flow(module: str, name: str) -> Callable[..., dict[str, Any]]:
-    return getattr(importlib.import_module(f"flows.{module}"), name)
 
 
 def prepare(
@@ -84,32 +93,27 @@ def prepare(
     config: Config = None,
     store: str | None = None,
     ray_address: str | None = None,
+    no_wait: bool = False,
     on_boot: OnBoot | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Prepare a dataset (``genai prepare``): ``source`` and any data field (``n``, ``seed``,
     ``uri``, ``columns``, ``label_column``, ``name``, ...) over ``config``. ``created`` is False
     when the same version was already in the store."""
-    from genai.config import DataConfig
-    from genai.data.feature_spec import summary, trained
-    from genai.data.prepare import find_prepared
-    from genai.storage import ArtifactStore
-
     given = {k: v for k, v in {"source": source, **fields}.items() if v is not None}
     data = load(DataConfig, config, data=given, prefix="data")
     checked = ArtifactStore(store)  # fail on a bad store before any compute
     found = find_prepared(data, checked)  # no Prefect, no Ray
     if found is not None and not trained(checked, found.manifest):
         found = None  # the dataset is there, its feature network not yet
-    stored = found and {**found.summary(), "created": False,
-                        "feature_net": summary(checked, found.manifest)}  # fmt: skip
-    return _stored_or_flow(
-        stored,
-        "prepare",
-        lambda address: _flow("prepare", "prepare_data")(data=data, store=checked.uri,
-                                                          ray_address=address),
-        ray_address=ray_address, on_boot=on_boot,
-    )  # fmt: skip
+    stored = found and found.record(checked)
+
+    def flow(address: str | None) -> dict[str, Any]:
+        from flows.prepare import prepare_data
+
+        return prepare_data(data=data, store=checked.uri, ray_address=address, wait=not no_wait)
+
+    return _stored_or_flow(stored, "prepare", flow, ray_address=ray_address, on_boot=on_boot)
 
 
 def train(
@@ -123,20 +127,17 @@ def train(
 ) -> dict[str, Any]:
     """Train a model on Ray Train (``genai train``); the same job again resumes it or, when it
     finished, answers from the store (``reused`` True)."""
-    from genai.config import RunConfig
-    from genai.runs import find_finished
-    from genai.storage import ArtifactStore
-
     run = load(RunConfig, config, overrides)
     checked = ArtifactStore(store)
     done = find_finished(run, checked)  # no Prefect, no Ray
-    return _stored_or_flow(
-        done and {**done.summary(), "reused": True},
-        "train",
-        lambda address: _flow("train", "train_flow")(run=run, store=checked.uri,
-                                                     ray_address=address),
-        ray_address=ray_address, on_boot=on_boot, no_wait=no_wait,
-    )  # fmt: skip
+
+    def flow(address: str | None) -> dict[str, Any]:
+        from flows.train import train_flow
+
+        return train_flow(run=run, store=checked.uri, ray_address=address, wait=not no_wait)
+
+    stored = done and done.record()
+    return _stored_or_flow(stored, "train", flow, ray_address=ray_address, on_boot=on_boot)
 
 
 def sweep(
@@ -152,57 +153,51 @@ def sweep(
 ) -> dict[str, Any]:
     """Sweep a search space on Ray Tune (``genai sweep``): any sweep field (``trials``,
     ``search``, ``scheduler``, ``repeats``, ``judge_every``, ``metric``) as a keyword."""
-    from genai.config import RunConfig, SweepConfig
-    from genai.storage import ArtifactStore
-    from genai.tune.record import finished_sweep, ranking, sweep_id_for
-    from genai.tune.space import load_space
-
     run = load(RunConfig, config, overrides)
     given = {"space": str(space), **{k: v for k, v in fields.items() if v is not None}}
-    from genai.configfile import load_config
-
     cfg = load_config(SweepConfig, data=given, prefix="sweep")
     load_space(cfg.space, run)  # a bad space fails here, in well under a second, before Ray
     ranking(run, cfg)  # and a metric this data does not report
     checked = ArtifactStore(store)
     done = finished_sweep(checked, sweep_id_for(run, cfg.space, cfg))  # no Prefect, no Ray
-    return _stored_or_flow(
-        done and {**done.summary(), "counts": done.counts, "reused": True},
-        "sweep",
-        lambda address: _flow("sweep", "sweep_flow")(run=run, sweep=cfg, store=checked.uri,
-                                                     ray_address=address),
-        ray_address=ray_address, on_boot=on_boot, no_wait=no_wait,
-    )  # fmt: skip
+
+    def flow(address: str | None) -> dict[str, Any]:
+        from flows.sweep import sweep_flow
+
+        return sweep_flow(
+            run=run, sweep=cfg, store=checked.uri, ray_address=address, wait=not no_wait
+        )
+
+    stored = done and done.record()
+    return _stored_or_flow(stored, "sweep", flow, ray_address=ray_address, on_boot=on_boot)
 
 
 def evaluate(
     run_id: str,
     *,
     store: str | None = None,
+    ray_address: str | None = None,
     on_boot: OnBoot | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Judge a trained run (``genai evaluate``): ``n_samples``, ``split``, ``seed``, ``sampler``,
     ``ddim_steps``, ``batch_size`` as keywords.
     ``metrics`` and their ``floors`` (the same metric between the data's own splits)."""
-    from genai.config import EvaluateConfig
-    from genai.configfile import load_config
-    from genai.evaluate.evaluate import stored_evaluation
-    from genai.runs import check_run
-    from genai.storage import ArtifactStore
+    from genai.evaluate.evaluate import stored_evaluation  # torch
 
     given = {k: v for k, v in fields.items() if v is not None}
     cfg = load_config(EvaluateConfig, data=given, prefix="evaluate")
     checked = ArtifactStore(store)
     check_run(checked, run_id)  # an unknown run fails here, before any flow starts
     done = stored_evaluation(checked, run_id, cfg)  # no Prefect, no Ray
-    result = _stored_or_flow(
-        done and done.summary(),
-        "evaluate",
-        lambda _: _flow("evaluate", "evaluate_flow")(run_id=run_id, evaluate=cfg,
-                                                     store=checked.uri),
-        on_boot=on_boot,
-    )  # fmt: skip
+
+    def flow(address: str | None) -> dict[str, Any]:
+        from flows.evaluate import evaluate_flow
+
+        return evaluate_flow(run_id=run_id, evaluate=cfg, store=checked.uri, ray_address=address)
+
+    stored = done and done.summary()
+    result = _stored_or_flow(stored, "evaluate", flow, ray_address=ray_address, on_boot=on_boot)
     return {**result, "n_samples": cfg.n_samples, "split": cfg.split}
 
 
@@ -210,28 +205,27 @@ def generate(
     run_id: str,
     *,
     store: str | None = None,
+    ray_address: str | None = None,
     on_boot: OnBoot | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Draw samples from a trained run (``genai generate``): ``n``, ``seed`` as keywords.
     ``files`` names the samples' Parquet and the pictures."""
-    from genai.config import GenerateConfig
-    from genai.configfile import load_config
-    from genai.generate import stored_samples
-    from genai.runs import check_run
-    from genai.storage import ArtifactStore
+    from genai.generate import stored_samples  # torch
 
     given = {k: v for k, v in fields.items() if v is not None}
     cfg = load_config(GenerateConfig, data=given, prefix="generate")
     checked = ArtifactStore(store)
     check_run(checked, run_id)  # an unknown run fails here, before any flow starts
-    return _stored_or_flow(
-        stored_samples(checked, run_id, cfg),  # no Prefect, no Ray
-        "generate",
-        lambda _: _flow("generate", "generate_flow")(run_id=run_id, generate=cfg,
-                                                     store=checked.uri),
-        on_boot=on_boot,
-    )  # fmt: skip
+
+    def flow(address: str | None) -> dict[str, Any]:
+        from flows.generate import generate_flow
+
+        return generate_flow(run_id=run_id, generate=cfg, store=checked.uri, ray_address=address)
+
+    done = stored_samples(checked, run_id, cfg)  # no Prefect, no Ray
+    stored = done and done.record()
+    return _stored_or_flow(stored, "generate", flow, ray_address=ray_address, on_boot=on_boot)
 
 
 def run(
@@ -246,20 +240,16 @@ def run(
 ) -> dict[str, Any]:
     """The main job (``genai run``): prepare -> sweep -> retrain the best -> evaluate ->
     generate. Without a config, the demo (configs/demo.yaml). Returns the pipeline's summary."""
-    from genai.config import PipelineConfig
-    from genai.pipeline import base_config, finished_pipeline
-    from genai.storage import ArtifactStore
-    from genai.tune.record import ranking
-    from genai.tune.space import load_space
-
     cfg = load(PipelineConfig, DEMO if config is None else config, overrides)
     load_space(cfg.sweep.space, base_config(cfg))  # before anything starts
     ranking(base_config(cfg), cfg.sweep)
     checked = ArtifactStore(store)
-    return _stored_or_flow(
-        None if force else finished_pipeline(cfg, checked),  # no Prefect, no Ray
-        "run",
-        lambda address: _flow("pipeline", "pipeline_flow")(config=cfg, store=checked.uri,
-                                                           ray_address=address, force=force),
-        ray_address=ray_address, on_boot=on_boot, no_wait=no_wait,
-    )  # fmt: skip
+
+    def flow(address: str | None) -> dict[str, Any]:
+        from flows.pipeline import pipeline_flow
+
+        return pipeline_flow(config=cfg, store=checked.uri, ray_address=address, force=force,
+                             wait=not no_wait)  # fmt: skip
+
+    stored = None if force else finished_pipeline(cfg, checked)  # no Prefect, no Ray
+    return _stored_or_flow(stored, "run", flow, ray_address=ray_address, on_boot=on_boot)

@@ -155,6 +155,7 @@ def prepare(
     config: Path = typer.Option(None, help="YAML data config; options above override it"),
     store: str = STORE,
     ray_address: str = RAY_ADDRESS,
+    no_wait: bool = NO_WAIT,
     as_json: bool = AS_JSON,
 ) -> None:
     """Prepare a dataset: validate, normalise, split, write Parquet to the store."""
@@ -165,7 +166,7 @@ def prepare(
     if shape is not None:
         given["shape"] = [d.strip() for d in shape.replace("x", ",").split(",") if d.strip()]
     result = api.prepare(source, config=config, store=store, ray_address=ray_address,
-                         on_boot=opener(ctx), **given)  # fmt: skip
+                         no_wait=no_wait, on_boot=opener(ctx), **given)  # fmt: skip
     out = {k: result[k] for k in ("dataset", "version", "uri", "rows", "feature_net")}
     rows = ", ".join(f"{k} {v}" for k, v in result["rows"].items())
     verb = "prepared" if result["created"] else "already prepared"
@@ -255,10 +256,12 @@ def evaluate(
     sampler: str = SAMPLER,
     ddim_steps: int = DDIM_STEPS,
     store: str = STORE,
+    ray_address: str = RAY_ADDRESS,
     as_json: bool = AS_JSON,
 ) -> None:
     """Judge a trained run with loss-independent metrics, each beside its floor."""
-    result = api.evaluate(run_id, store=store, on_boot=opener(ctx), n_samples=n_samples,
+    result = api.evaluate(run_id, store=store, ray_address=ray_address, on_boot=opener(ctx),
+                          n_samples=n_samples,
                           split=split, seed=seed, sampler=sampler,
                           ddim_steps=ddim_steps)  # fmt: skip
     lines = [
@@ -285,10 +288,12 @@ def generate(
     sampler: str = SAMPLER,
     ddim_steps: int = DDIM_STEPS,
     store: str = STORE,
+    ray_address: str = RAY_ADDRESS,
     as_json: bool = AS_JSON,
 ) -> None:
     """Draw samples from a trained run: Parquet in data units, plus a picture and loss curves."""
-    result = api.generate(run_id, store=store, on_boot=opener(ctx), n=n, seed=seed,
+    result = api.generate(run_id, store=store, ray_address=ray_address, on_boot=opener(ctx),
+                          n=n, seed=seed,
                           sampler=sampler, ddim_steps=ddim_steps)  # fmt: skip
     files = "\n".join(f"  {k}: {v}" for k, v in result["files"].items())
     emit(ctx, result, as_json, f"{result['n']} samples of {run_id}\n{files}")

@@ -9,6 +9,7 @@ from prefect.artifacts import create_table_artifact
 
 from flows.retry import retry_on_io
 from genai.config import EvaluateConfig
+from genai.evaluate.evaluate import Evaluation, evaluate_run
 from genai.storage import ArtifactStore
 
 
@@ -18,18 +19,22 @@ def artifact_key(text: str) -> str:
 
 
 @task(retries=1, retry_delay_seconds=2, retry_condition_fn=retry_on_io)
-def evaluate_task(run_id: str, evaluate: EvaluateConfig, store: str | None) -> dict[str, Any]:
-    from genai.evaluate.evaluate import evaluate_run
-
-    return evaluate_run(ArtifactStore(store), run_id, evaluate).summary()
+def evaluate_task(
+    run_id: str, evaluate: EvaluateConfig, store: str | None, ray_address: str | None = None
+) -> Evaluation:
+    return evaluate_run(ArtifactStore(store), run_id, evaluate, ray_address=ray_address)
 
 
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(
-    run_id: str, evaluate: EvaluateConfig = EvaluateConfig(), store: str | None = None
+    run_id: str,
+    evaluate: EvaluateConfig = EvaluateConfig(),
+    store: str | None = None,
+    ray_address: str | None = None,
 ) -> dict[str, Any]:
-    """Judge a trained run; publishes a table of each metric beside its floor."""
-    result = evaluate_task(run_id, evaluate, store)
+    """Judge a trained run; publishes a table of each metric beside its floor. ``ray_address``:
+    where the dataset's feature network is trained if the store lacks it."""
+    result = evaluate_task(run_id, evaluate, store, ray_address).summary()
     rows = [
         {
             "metric": k,

@@ -22,7 +22,17 @@ from flows.train import train_run
 from genai import layout
 from genai.config import PipelineConfig
 from genai.evaluate.names import KID_NOTE
-from genai.pipeline import base_config, finished_pipeline, pipeline_id_for, retrain_config
+from genai.generate import Samples
+from genai.pipeline import (
+    base_config,
+    finished_pipeline,
+    pipeline_id_for,
+    retrain_config,
+    retrain_key,
+    summary_of,
+    sweep_key,
+    write_summary,
+)
 from genai.progress import say
 from genai.storage import ArtifactStore
 from genai.tracking import store_files, tracked, tracking_for
@@ -40,8 +50,11 @@ def pipeline_flow(
     store: str | None = None,
     ray_address: str | None = None,
     force: bool = False,
+    wait: bool = True,
 ) -> dict[str, Any]:
-    """The whole job: which loss, with which weights, on which architecture is best here."""
+    """The whole job: which loss, with which weights, on which architecture is best here.
+    ``wait``: False fails at once when another command is producing a dataset, sweep or run
+    this pipeline needs."""
     pipeline_id = pipeline_id_for(config)
     if not force:  # the same inputs: the stored summary (a queued duplicate launch ends here)
         stored = finished_pipeline(config, ArtifactStore(store))
@@ -52,7 +65,7 @@ def pipeline_flow(
     params = config.model_dump(mode="json")
     tags = {"genai.kind": "pipeline"}
     with tracked(tracking, layout.pipeline(pipeline_id), pipeline_id, params, tags) as mlflow_run:
-        summary, markdown = _stages(config, pipeline_id, store, ray_address, force)
+        summary, markdown = _stages(config, pipeline_id, store, ray_address, force, wait)
         if mlflow_run is not None:
             seconds = {f"seconds/{k}": v for k, v in summary["stage_seconds"].items()}
             mlflow_run.log_metrics({**summary["metrics"], **seconds})
@@ -67,6 +80,7 @@ def _stages(
     store: str | None,
     ray_address: str | None,
     force: bool,
+    wait: bool,
 ) -> tuple[dict[str, Any], str]:
     """The five stages; the summary (written) and its markdown report (a Prefect artifact)."""
     timings: dict[str, float] = {}
@@ -78,56 +92,41 @@ def _stages(
     t = time.perf_counter()
     if force:
         forget(store, layout.pipeline(pipeline_id))
-    dataset = prepare_dataset(config.data, store, ray_address)  # and its feature network
+    dataset = prepare_dataset(config.data, store, ray_address, wait)  # and its feature network
     timed("prepare", t)
 
     t = time.perf_counter()
     base = base_config(config)
     if force:
-        from genai.tune.record import sweep_id_for
-
-        forget(store, layout.sweep(sweep_id_for(base, config.sweep.space, config.sweep)))
-    swept = sweep_task(base, config.sweep, store, ray_address)
+        forget(store, sweep_key(config))
+    swept = sweep_task(base, config.sweep, store, ray_address, wait)
     timed("sweep", t)
 
     t = time.perf_counter()
-    best_cfg = retrain_config(config, swept["best"])
+    best_cfg = retrain_config(config, swept.best)
     if force:
-        from genai.runs import run_id_for
-
-        forget(store, layout.run(run_id_for(best_cfg, dataset["version"])))
-    trained = train_run(best_cfg, store, ray_address)
-    run_id = trained["run_id"]
+        forget(store, retrain_key(best_cfg, dataset.version))
+    trained = train_run(best_cfg, store, ray_address, wait)
+    run_id = trained.run_id
     timed("train", t)
 
     t = time.perf_counter()
     if force:
         forget(store, layout.evaluation(run_id))
-    evaluation = evaluate_task(run_id, config.evaluate, store)  # reuses a stored evaluation
+    # each reuses what the store holds for the same settings
+    evaluation = evaluate_task(run_id, config.evaluate, store, ray_address)
     timed("evaluate", t)
 
     t = time.perf_counter()
     if force:
         forget(store, layout.samples(run_id))
-    samples = generate_task(run_id, config.generate, store)  # reuses stored samples
+    samples = generate_task(run_id, config.generate, store, ray_address)
     timed("generate", t)
 
     s = ArtifactStore(store)
-    summary = {
-        "pipeline_id": pipeline_id,
-        "dataset": {**{k: dataset[k] for k in ("dataset", "version", "uri", "rows")}},
-        "feature_net": dataset.get("feature_net"),
-        "sweep": {k: swept[k] for k in ("sweep_id", "uri", "trials", "counts")},
-        "best_config": swept["best"]["params"],
-        "best_sweep_score": {swept["best"]["metric"]: swept["best"]["score"]},
-        "best_run": {"run_id": run_id, "uri": trained["uri"], "epochs": trained["epochs"]},
-        "metrics": evaluation["metrics"],
-        "floors": evaluation["floors"],
-        "evaluation_uri": evaluation["uri"],
-        "samples": samples["files"],
-        "stage_seconds": timings,
-    }
-    summary["summary_uri"] = s.write_json(layout.pipeline_summary(pipeline_id), summary)
+    summary = write_summary(
+        s, summary_of(pipeline_id, s, dataset, swept, trained, evaluation, samples, timings)
+    )
     markdown = pipeline_report(summary, store, samples)
     create_markdown_artifact(
         markdown=markdown,
@@ -137,7 +136,7 @@ def _stages(
     return summary, markdown
 
 
-def pipeline_report(summary: dict[str, Any], store: str | None, samples: dict[str, Any]) -> str:
+def pipeline_report(summary: dict[str, Any], store: str | None, samples: Samples) -> str:
     board = leaderboard(store, summary["sweep"]["sweep_id"], top=10)
     params = [k for k in summary["best_config"]]
     lines = [

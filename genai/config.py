@@ -7,11 +7,13 @@ the loss slots are :mod:`genai.losses.slots`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from genai.losses.slots import FAMILY_SLOTS, LossSlots, check_names, fill_slots
+from genai.forms import FamilyForm, SlotForms
+from genai.losses.slots import FAMILY_SLOTS, LossSlots, check_names, fill_slots, losses_of
+from genai.model_config import FORMER_MODEL_SECTIONS, ModelConfig, VaeModel
 from genai.strict import StrictModel
 
 SourceName = Literal[
@@ -28,7 +30,6 @@ FILE_FIELDS = {
     "npy": ("label_uri", "shape"),
     "images": ("image_labels",),
 }
-Family = Literal["vae", "gan", "diffusion", "autoregressive"]
 
 
 # Fields added after configs first named runs, sweeps and pipelines (their ids hash the config):
@@ -48,8 +49,13 @@ LATER_DEFAULTS: dict[tuple[str, ...], Any] = {
 
 
 def identity(cfg: StrictModel) -> dict[str, Any]:
-    """The config as the ids hash it: its JSON dump without the later fields at their defaults."""
+    """The config as the ids hash it: its JSON dump without the later fields at their defaults,
+    with the sections of the other model families as every config held them before."""
     tree = cfg.model_dump(mode="json")
+    model = tree.get("model")
+    if isinstance(model, dict):
+        absent = {k: dict(v) for k, v in FORMER_MODEL_SECTIONS.items() if k not in model}
+        tree["model"] = {**model, **absent}
     for (*sections, name), default in LATER_DEFAULTS.items():
         part = tree
         for section in sections:
@@ -165,76 +171,16 @@ class DataConfig(StrictModel):
         return self.source in ("ring8", "grid25")
 
 
-# -------------------------------------------------------------------------------------- model
-class ArchConfig(StrictModel):
-    """Network bodies; every field is sweepable."""
-
-    body: Literal["mlp", "conv"] = "mlp"
-    width: int = Field(
-        128, gt=0, description="hidden units (mlp, and autoregressive MADE) or base channels (conv)"
-    )
-    depth: int = Field(2, gt=0, description="hidden layers (mlp, MADE) or conv stages")
-    activation: Literal["silu", "relu", "leaky_relu", "gelu"] = Field(
-        "silu",
-        description="the MLP bodies' and MADE's nonlinearity (a GAN's critic: always leaky_relu)",
-    )
-    latent_dim: int = Field(8, gt=0, description="latent size of VAE and GAN")
-    layers: int = Field(2, gt=0, description="transformer layers (autoregressive)")
-    heads: int = Field(4, gt=0, description="attention heads (autoregressive)")
-    d_model: int = Field(64, gt=0, description="transformer width (autoregressive)")
-
-    @model_validator(mode="after")
-    def _heads_divide(self) -> ArchConfig:
-        if self.d_model % self.heads:
-            raise ValueError(
-                f"d_model: {self.d_model} is not divisible by heads={self.heads};"
-                " pick d_model as a multiple of heads"
-            )
-        return self
-
-
-class DiffusionOptions(StrictModel):
-    timesteps: int = Field(100, gt=1)
-    schedule: Literal["linear", "cosine"] = "cosine"
-    sampler: Literal["ddpm", "ddim"] = "ddpm"
-    sample_steps: int = Field(50, gt=0, description="DDIM steps (DDPM uses every timestep)")
-
-
-class GanOptions(StrictModel):
-    n_critic: int = Field(1, gt=0, description="discriminator steps per generator step")
-
-
-class AutoregressiveOptions(StrictModel):
-    bins: int = Field(64, gt=1, description="quantisation levels per value")
-    temperature: float = Field(1.0, gt=0)
-    body: Literal["transformer", "made"] = Field(
-        "transformer",
-        description="the network giving each value's distribution from the values before it: a"
-        " causal transformer (arch.layers, heads, d_model), or MADE, a masked MLP (arch.width,"
-        " depth, activation) that is cheaper per step",
-    )
-
-
-class ModelConfig(StrictModel):
-    family: Family = "vae"
-    arch: ArchConfig = ArchConfig()
-    diffusion: DiffusionOptions = DiffusionOptions()
-    gan: GanOptions = GanOptions()
-    autoregressive: AutoregressiveOptions = AutoregressiveOptions()
-    class_path: str | None = Field(
-        None,
-        description="your own family instead of the built-in one: 'module:Class', a subclass of"
-        " genai.models.GenerativeModel built as Class(model, losses, data, features=None); it"
-        " takes the loss slots of `family`. Imported from the working directory or the Python path",
-    )
-
-    @model_validator(mode="after")
-    def _class_path_names_a_family(self) -> ModelConfig:
-        if self.class_path is not None:
-            from genai.plugins import family_class
-
-            family_class(self.class_path)  # a ValueError naming model.class_path
-        return self
+def stored_config(tree: dict[str, Any]) -> RunConfig:
+    """A run config as a store holds it, written by this genai or an earlier one: before model
+    options were per family, every model section held every family's options; the other
+    families' are dropped (they never had an effect)."""
+    model = tree.get("model")
+    if isinstance(model, dict):
+        family = model.get("family", "vae")
+        others = [f for f in FORMER_MODEL_SECTIONS if f != family]
+        tree = {**tree, "model": {k: v for k, v in model.items() if k not in others}}
+    return RunConfig.model_validate(tree)
 
 
 # -------------------------------------------------------------------------------------- train
@@ -284,8 +230,8 @@ class RunConfig(StrictModel):
     """What one training run needs: data, model, its losses and the training settings."""
 
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    loss: LossSlots = LossSlots()
+    model: Annotated[ModelConfig, FamilyForm()] = VaeModel()  # the UI: a family dropdown
+    loss: Annotated[LossSlots, SlotForms(losses_of)] = LossSlots()  # the UI: one form a slot
     train: TrainConfig = TrainConfig()
 
     @model_validator(mode="before")
@@ -293,6 +239,9 @@ class RunConfig(StrictModel):
     def _fill_default_losses(cls, values: Any) -> Any:
         if isinstance(values, dict):
             model = values.get("model") or {}
+            if isinstance(model, dict) and "family" not in model:
+                model = {"family": "vae", **model}  # the default family
+                values = {**values, "model": model}
             family = (
                 model.get("family", "vae")
                 if isinstance(model, dict)

@@ -4,15 +4,19 @@ The UI draws a union of near-identical objects as a row of buttons and preselect
 whatever the value; a loss slot therefore gets one flat object form: ``name`` a dropdown of the
 slot's losses, then every field those losses take (a field only some take is optional and says
 which; a field whose default differs between them is left empty, each loss's default named).
-Validation stays pydantic's discriminated union; this only changes what the form shows.
+Validation stays pydantic's discriminated union; this only changes what the form shows. The
+config layer attaches it: ``loss: Annotated[LossSlots, SlotForms(losses_of)]``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 
 def _name(cls: type[BaseModel]) -> str:
@@ -71,3 +75,52 @@ def slot_forms(
             "anyOf": [slot_form(losses_of(slot)), {"type": "null"}],
             **keep,
         }
+
+
+@dataclass(frozen=True)
+class SlotForms:
+    """``Annotated`` marker of a LossSlots field: its schema gets :func:`slot_forms`.
+
+    ``losses_of(slot)`` names the loss classes a slot takes. The shaping is done on the model's
+    own definition (``$defs``), so the schema reads as if LossSlots carried it itself.
+    """
+
+    losses_of: Callable[[str], tuple[type[BaseModel], ...]]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(core_schema)
+        slot_forms(handler.resolve_ref_schema(json_schema), self.losses_of)
+        return json_schema
+
+
+@dataclass(frozen=True)
+class FamilyForm:
+    """``Annotated`` marker of the model field (a union of one class per family): the UI gets
+    one form, ``family`` a dropdown, then the fields every family takes, then each family's own
+    options, optional and marked with the family that takes them (left empty they are left out:
+    :class:`genai.model_config.FamilyModel` drops an empty section)."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        union = handler(core_schema)
+        members = [handler.resolve_ref_schema(m) for m in union.get("oneOf", [])]
+        if not members:
+            return union
+        families = [m["properties"]["family"]["const"] for m in members]
+        props: dict[str, Any] = {
+            "family": {"title": "Family", "type": "string", "enum": families,
+                       "default": families[0]},
+        }  # fmt: skip
+        for family, member in zip(families, members, strict=True):
+            for field, spec in member["properties"].items():
+                if field == "family" or field in props:
+                    continue
+                shared = all(field in m["properties"] for m in members)
+                what = f"options of the {family} family (left empty for another family)"
+                props[field] = spec if shared else _optional(spec, field, what)
+        # family is not required: left out it is vae, as in a config file
+        return {"type": "object", "title": "model", "properties": props,
+                "additionalProperties": False}  # fmt: skip

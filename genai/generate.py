@@ -9,6 +9,7 @@ and ``loss_curve.png`` from the run's metrics. A diffusion model samples with DD
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,28 @@ from genai.data.dataset import SplitReader, denormalise
 from genai.evaluate.evaluate import draw
 from genai.plots import image_grid, loss_curves, scatter
 from genai.progress import heartbeat, say
-from genai.runs import history_of, load_trained
 from genai.storage import ArtifactStore
 from genai.tracking import attach
+from genai.train.runs import read_history
+from genai.train.trained import load_trained
 
 PICTURES = ("grid", "scatter", "loss_curve")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """What :func:`generate` left in the store: the samples' Parquet (``uri``) and every file
+    (``files``: samples, grid or scatter, loss_curve)."""
+
+    run_id: str
+    uri: str
+    n: int
+    files: dict[str, str]
+    reused: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """What ``genai generate`` and ``api.generate`` return."""
+        return asdict(self)
 
 
 def value_range(manifest: dict[str, Any]) -> tuple[float, float]:
@@ -36,7 +54,7 @@ def value_range(manifest: dict[str, Any]) -> tuple[float, float]:
     return float(min(train["min"])), float(max(train["max"]))
 
 
-def stored_samples(store: ArtifactStore, run_id: str, cfg: GenerateConfig) -> dict[str, Any] | None:
+def stored_samples(store: ArtifactStore, run_id: str, cfg: GenerateConfig) -> Samples | None:
     """What :func:`generate` returned for ``run_id`` if its samples were made with ``cfg``."""
     key = layout.samples_table(run_id)
     if not store.exists(key):
@@ -48,21 +66,26 @@ def stored_samples(store: ArtifactStore, run_id: str, cfg: GenerateConfig) -> di
     for name in PICTURES:
         if store.exists(layout.samples_picture(run_id, name)):
             files[name] = store.key_uri(layout.samples_picture(run_id, name))
-    return {"run_id": run_id, "uri": files["samples"], "n": cfg.n, "files": files, "reused": True}
+    return Samples(run_id, files["samples"], cfg.n, files, reused=True)
 
 
 def generate(
-    store: ArtifactStore, run_id: str, cfg: GenerateConfig | None = None
-) -> dict[str, Any]:
+    store: ArtifactStore,
+    run_id: str,
+    cfg: GenerateConfig | None = None,
+    *,
+    ray_address: str | None = None,
+) -> Samples:
     """Draw ``cfg.n`` samples (seed ``cfg.seed``, ``cfg.batch_size`` at a time) and store them
     (or return the stored ones made with the same settings)."""
     cfg = cfg or GenerateConfig()
     done = stored_samples(store, run_id, cfg)
     if done is not None:
         return done
-    model, _run, manifest, dkey = load_trained(store, run_id)
+    trained = load_trained(store, run_id, ray_address=ray_address)
+    manifest, dkey = trained.manifest, trained.dataset_key
     with heartbeat("generate") as status:
-        samples, sampler = draw(model, run_id, cfg.n, cfg, status)
+        samples, sampler = draw(trained.model, run_id, cfg.n, cfg, status)
     values = denormalise(samples.numpy(), manifest)  # (n, *shape) in data units
     flat = values.reshape(len(values), -1)
     table = pa.table(
@@ -94,8 +117,8 @@ def generate(
     elif values.shape[-1] == 2 and values.ndim == 2:
         modes = np.asarray(manifest["modes"]) if manifest.get("modes") else None
         files["scatter"] = scatter(values, modes=modes, title=title)
-    if store.exists(layout.run_metrics(run_id)):
-        history = history_of(store.read_table(layout.run_metrics(run_id)))
+    history = read_history(store, run_id)
+    if history:
         files["loss_curve"] = loss_curves(history, title=title)
     uris = {
         name: store.write_bytes(layout.samples_picture(run_id, name), png)
@@ -107,4 +130,4 @@ def generate(
     pictures = {f"{name}.png": png for name, png in files.items()}
     attach(store, layout.run(run_id), files=pictures, folder="samples")
     say("generate", f"{run_id}: {cfg.n} samples, {', '.join(files) or 'no picture'}")
-    return {"run_id": run_id, "uri": uris["samples"], "n": cfg.n, "files": uris, "reused": False}
+    return Samples(run_id, uris["samples"], cfg.n, uris)

@@ -141,6 +141,12 @@ def run_ids(keys: list[str]) -> list[str]:
     return sorted({k.split("/")[1] for k in keys if k.endswith("/config.json")})
 
 
+def newest_state(keys: list[str]) -> str | None:
+    """The newest checkpoint file among listed keys (epoch directories sort by epoch)."""
+    files = [k for k in keys if k.endswith(f"/{STATE_FILE}")]
+    return max(files) if files else None
+
+
 # -------------------------------------------------------------------------------------- leases
 LEASES = "leases"
 LEASE_PREFIX = "lease-"

@@ -12,8 +12,9 @@ newer lease when it next renews, stops renewing and says so.
 
 A second command for the same artifact waits for the holder ("waiting for run X held by
 host/pid") and then goes on, finding the result finished or resuming from the last checkpoint;
-with ``GENAI_NO_WAIT=1`` (``--no-wait``) it stops at once with a :class:`LeaseHeld` error naming
-the holder. ``GENAI_LEASE_TTL_S`` sets a lease's lifetime (default 60 s).
+told not to wait (``wait=False``, the commands' ``--no-wait``) it stops at once with a
+:class:`LeaseHeld` error naming the holder. ``GENAI_LEASE_TTL_S`` sets a lease's lifetime
+(default 60 s).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from genai import layout
+from genai.daemon import alive
 from genai.errors import UserError
 from genai.progress import say
 from genai.storage import ArtifactStore, StoreError
@@ -43,10 +45,6 @@ class LeaseHeld(UserError):
 
 def ttl_s() -> float:
     return float(os.environ.get("GENAI_LEASE_TTL_S", "60"))
-
-
-def no_wait() -> bool:
-    return os.environ.get("GENAI_NO_WAIT", "") not in ("", "0")
 
 
 @dataclass(frozen=True)
@@ -76,8 +74,6 @@ class Holder:
         if self.released or self.expires < time.time():
             return True
         if self.host == socket.gethostname():
-            from genai.daemon import alive
-
             return not alive(self.pid)
         return False
 
@@ -168,16 +164,18 @@ class Lease:
 
 
 @contextlib.contextmanager
-def hold(store: ArtifactStore, key: str, what: str, poll_s: float = 1.0) -> Iterator[Lease]:
+def hold(
+    store: ArtifactStore, key: str, what: str, poll_s: float = 1.0, *, wait: bool = True
+) -> Iterator[Lease]:
     """Hold the lease of ``key`` for the block: wait while another command holds it (saying
-    so), or raise :class:`LeaseHeld` at once under ``GENAI_NO_WAIT``."""
+    so), or with ``wait=False`` raise :class:`LeaseHeld` at once, naming the holder."""
     lease = Lease(store, key, what)
     said = 0.0
     while True:
         holder = lease.try_acquire()
         if holder is None:
             break
-        if no_wait():
+        if not wait:
             raise LeaseHeld(
                 f"{what} is being produced by {holder} (its lease runs until"
                 f" {time.strftime('%H:%M:%S', time.localtime(holder.expires))}); run again"

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genai import layout
-from genai.config import PipelineConfig, RunConfig, identity
+from genai.config import PipelineConfig, RunConfig, identity, stored_config
 from genai.configfile import shipped
+from genai.data.feature_spec import summary as feature_net_summary
+from genai.data.prepare import PreparedDataset, locate
 from genai.storage import ArtifactStore
+from genai.train.runs import TrainResult, run_id_for
+from genai.tune.record import SweepResult, sweep_id_for
+
+if TYPE_CHECKING:  # their modules import torch: the stored answer here must not
+    from genai.evaluate.evaluate import Evaluation
+    from genai.generate import Samples
 
 
 def pipeline_id_for(config: PipelineConfig) -> str:
@@ -41,14 +49,63 @@ def retrain_config(config: PipelineConfig, best: dict[str, Any]) -> RunConfig:
     train["num_workers"] = config.retrain_workers or config.train.num_workers
     train["run_id"] = None
     tree["train"] = train
-    return RunConfig.model_validate(tree)
+    return stored_config(tree)  # best.json of a sweep any genai version stored
+
+
+def sweep_key(config: PipelineConfig) -> str:
+    """Where the pipeline's sweep lives (``--force`` removes it)."""
+    base = base_config(config)
+    return layout.sweep(sweep_id_for(base, config.sweep.space, config.sweep))
+
+
+def retrain_key(config: RunConfig, dataset_version: str) -> str:
+    """Where the retrained best run lives (``--force`` removes it)."""
+    return layout.run(run_id_for(config, dataset_version))
+
+
+def summary_of(
+    pipeline_id: str,
+    store: ArtifactStore,
+    dataset: PreparedDataset,
+    swept: SweepResult,
+    trained: TrainResult,
+    evaluation: Evaluation,
+    samples: Samples,
+    stage_seconds: dict[str, float],
+) -> dict[str, Any]:
+    """``summary.json`` from what each stage returned: the answer to "which loss, with which
+    weights, on which architecture", its scores beside their floors, and where everything is."""
+    best = swept.best
+    return {
+        "pipeline_id": pipeline_id,
+        "dataset": dataset.summary(),
+        "feature_net": feature_net_summary(store, dataset.manifest),
+        "sweep": {
+            "sweep_id": swept.sweep_id,
+            "uri": swept.uri,
+            "trials": swept.trials,
+            "counts": swept.counts,
+        },  # fmt: skip
+        "best_config": best["params"],
+        "best_sweep_score": {best["metric"]: best["score"]},
+        "best_run": {"run_id": trained.run_id, "uri": trained.uri, "epochs": trained.epochs},
+        "metrics": evaluation.metrics,
+        "floors": evaluation.floors,
+        "evaluation_uri": evaluation.uri,
+        "samples": samples.files,
+        "stage_seconds": stage_seconds,
+    }
+
+
+def write_summary(store: ArtifactStore, summary: dict[str, Any]) -> dict[str, Any]:
+    """Write ``summary.json`` (the pipeline is finished); the summary with its uri."""
+    uri = store.write_json(layout.pipeline_summary(summary["pipeline_id"]), summary)
+    return {**summary, "summary_uri": uri}
 
 
 def finished_pipeline(config: PipelineConfig, store: ArtifactStore) -> dict[str, Any] | None:
     """The stored summary of this pipeline, if it was made from the same config and the same
     data (the dataset's content hash: a user file that changed makes a new pipeline run)."""
-    from genai.data.prepare import locate
-
     key = layout.pipeline_summary(pipeline_id_for(config))
     if not store.exists(key):
         return None

@@ -103,8 +103,15 @@ def format_validation_error(
             msg = f"needs a {ctx['discriminator']} field"
         elif kind == "extra_forbidden":
             owner_path, owner = _walk(root, tuple(e["loc"][:-1]))
-            allowed = ", ".join(owner.model_fields) if owner else "see the documentation"
-            msg = f"unknown field {path[-1]!r}; allowed fields: {allowed}"
+            misplaced = getattr(owner, "misplaced", None)  # a config that explains its own
+            known = misplaced(path[-1]) if misplaced is not None else None
+            if known is not None:
+                msg = known
+                if isinstance(value, dict) and len(value) == 1:  # name the option given
+                    where = f"{where}.{next(iter(value))}"
+            else:
+                allowed = ", ".join(owner.model_fields) if owner else "see the documentation"
+                msg = f"unknown field {path[-1]!r}; allowed fields: {allowed}"
         elif kind == "missing":
             msg = "required field is missing"
         elif kind.startswith("value_error") or kind == "assertion_error":

@@ -1,4 +1,4 @@
-"""Test-only hooks on the one training loop (genai.train.loop.Hook): faults injected into Ray
+"""Test-only hooks on the one training loop (genai.train.hooks.Hook): faults injected into Ray
 Train workers without any test scaffolding in the product. Pickled by value, so Ray workers need
 not import the tests package."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import ray.cloudpickle
 
-from genai.train.loop import EpochContext, Hook
+from genai.train.hooks import EpochContext, Hook
 
 
 class DieOnce(Hook):

@@ -1,10 +1,12 @@
-"""The layers of DESIGN section 2: cli -> flows -> genai; genai never imports prefect or flows
-(not even inside a function); ray only where DESIGN allows; every store key formatted in
+"""The layers of docs/architecture.md: cli -> flows -> genai; genai never imports prefect or flows
+(not even inside a function); inside genai every import runs down the floors below, but one;
+no two files import each other; ray only where the docs allow; every store key formatted in
 genai/layout.py."""
 
 from __future__ import annotations
 
 import ast
+import graphlib
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +123,112 @@ def test_the_key_scan_catches_a_key_formatted_elsewhere(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text('key = f"runs/{run_id}/result.json"\nmsg = "no run at runs/ in the store"\n')
     assert key_literals(bad) == ["runs/", "/result.json"]
+
+
+# genai's floors, lowest first: a unit (a module, or a package's whole folder) imports only units
+# on floors below its own (imports inside functions and under TYPE_CHECKING count too)
+FLOORS = (
+    ("genai.errors", "genai.layout", "genai.progress", "genai.daemon", "genai.plots"),
+    ("genai.strict", "genai.storage", "genai.cluster"),
+    (
+        "genai.lease",
+        "genai.tracking",
+        "genai.losses",
+        "genai.configfile",
+        "genai.forms",
+        "genai.plugins",
+    ),
+    ("genai.model_config",),
+    ("genai.config",),
+    ("genai.models",),
+    ("genai.data",),
+    ("genai.train",),
+    ("genai.evaluate",),
+    ("genai.tune", "genai.generate"),
+    ("genai.pipeline",),
+)
+# the one import that runs back up: model.class_path is checked to name a GenerativeModel when
+# the config is validated, before anything starts (genai.plugins.family_class)
+UPWARD = {("genai.plugins", "genai.models")}
+
+
+def module_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def unit_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "genai" or len(parts) < 2:
+        return None
+    return "genai." + parts[1]
+
+
+def genai_imports(path: Path) -> set[str]:
+    """Every genai module (or name in one) ``path`` imports, anywhere in the file."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("genai.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "genai":  # from genai import layout
+                found |= {f"genai.{a.name}" for a in node.names}
+            elif node.module.startswith("genai."):
+                found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def test_imports_run_down_the_floors_but_one():
+    floor = {unit: i for i, units in enumerate(FLOORS) for unit in units}
+    units = {unit_of(module_of(p)) for p in library_files()} - {None}
+    assert units == set(floor)  # every unit has its floor: a new module must be placed
+    wrong = set()
+    for path in library_files():
+        here = unit_of(module_of(path))
+        for name in genai_imports(path):
+            there = unit_of(name)
+            if there in floor and there != here and floor[there] >= floor[here]:
+                wrong.add((here, there, str(path.relative_to(ROOT))))
+    assert {(a, b) for a, b, _ in wrong} == UPWARD, sorted(wrong)
+
+
+def test_no_two_files_import_each_other():
+    """No circle of files (train/checkpoint.py and train/loop.py were one)."""
+    modules = {module_of(p): p for p in library_files()}
+    graph = graphlib.TopologicalSorter()
+    for module, path in modules.items():
+        graph.add(module, *(genai_imports(path) & set(modules)) - {module})
+    graph.prepare()  # raises CycleError naming the circle
+
+
+def test_the_floor_scan_catches_an_import_back_up(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from genai.train.loop import fit\n")
+    assert unit_of(sorted(genai_imports(bad))[0]) == "genai.train"
+
+
+def test_the_answer_from_the_store_loads_neither_torch_ray_nor_prefect(tmp_path):
+    """What `genai train|sweep|run|prepare` runs before it knows there is work: the API module,
+    the configs, and each stage's stored-result lookup (on an empty store: nothing found)."""
+    code = f"""
+import sys
+from flows import api
+from genai.config import DataConfig, PipelineConfig, RunConfig
+from genai.data.prepare import find_prepared
+from genai.pipeline import finished_pipeline
+from genai.storage import ArtifactStore
+from genai.train.runs import find_finished
+from genai.tune.record import finished_sweep, sweep_id_for
+
+store = ArtifactStore("file://{tmp_path}/store")
+run = api.load(RunConfig, "configs/vae.yaml")
+pipeline = api.load(PipelineConfig, "configs/demo.yaml")
+assert find_finished(run, store) is None and find_prepared(DataConfig(), store) is None
+assert finished_sweep(store, sweep_id_for(run, pipeline.sweep.space, pipeline.sweep)) is None
+assert finished_pipeline(pipeline, store) is None
+print(sorted(m for m in ("torch", "ray", "prefect") if m in sys.modules))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

@@ -19,6 +19,8 @@ says how it goes at least every 10 s.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -29,11 +31,14 @@ import numpy as np
 
 import genai
 from genai import layout
-from genai.config import DataConfig
+from genai.config import DataConfig, SplitConfig
+from genai.data.dataset import read_manifest
 from genai.data.feature_spec import features_key, has_feature_net, trained
+from genai.data.feature_spec import summary as feature_net_summary
 from genai.data.files import Listing, list_source
 from genai.data.sources import DataError, SourceData, load_source
-from genai.data.split import SPLITS
+from genai.data.split import SPLITS, class_counts
+from genai.lease import hold
 from genai.progress import heartbeat, say
 from genai.storage import ArtifactStore
 
@@ -62,12 +67,16 @@ class PreparedDataset:
             "rows": self.rows,
         }
 
+    def record(self, store: ArtifactStore) -> dict[str, Any]:
+        """What ``genai prepare`` and ``api.prepare`` return: the feature network's too."""
+        return self.summary() | {
+            "created": self.created,
+            "feature_net": feature_net_summary(store, self.manifest),
+        }
+
 
 def content_hash(source: SourceData, prep: dict[str, Any]) -> str:
     """sha256 of the rows, the labels and the preparation parameters."""
-    import hashlib
-    import json
-
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(source.values).tobytes())
     h.update(str(source.values.shape).encode())
@@ -129,25 +138,26 @@ def prepare(
     *,
     ray_address: str | None = None,
     features: bool = True,
+    wait: bool = True,
 ) -> PreparedDataset:
     """Prepare ``cfg`` into ``store`` (or find it there already) and return where it is; image
-    data also gets its feature network (``features``)."""
-    from genai.lease import hold
-
+    data also gets its feature network (``features``). Another command preparing it is waited
+    for, or with ``wait=False`` named in a :class:`genai.lease.LeaseHeld` error."""
     t0 = time.perf_counter()
     located = locate(cfg)
     found = find_prepared(cfg, store, located)
     if found is None:
         # two commands preparing the same version write the same rows, but the second's commit
         # would replace the first's files under a reader's feet: one writes, the other waits
-        with hold(store, layout.lease(located.key), f"dataset {located.name}/{located.version}"):
+        what = f"dataset {located.name}/{located.version}"
+        with hold(store, layout.lease(located.key), what, wait=wait):
             found = find_prepared(cfg, store, located) or _write(
                 cfg, store, located, ray_address, t0
             )
     else:
         log.info("dataset %s/%s is in the store at %s", found.dataset, found.version, found.uri)
     if features and has_feature_net(found.manifest):
-        ensure_feature_net(store, found.key, ray_address=ray_address, load=False)
+        ensure_feature_net(store, found.key, ray_address=ray_address, load=False, wait=wait)
     return found
 
 
@@ -183,7 +193,7 @@ def _check(stats: dict[str, dict[str, Any]], where: str) -> None:
 def _write(
     cfg: DataConfig, store: ArtifactStore, located: Located, ray_address: str | None, t0: float
 ) -> PreparedDataset:
-    from genai.cluster import ensure_ray
+    from genai.cluster import ensure_ray  # imports Ray: only when there is work
 
     name, version, key = located.name, located.version, located.key
     where = f" in {cfg.uri}" if cfg.uri else ""
@@ -271,8 +281,6 @@ def _label_counts(
 def _streamed_labels(plan: Any, stats: dict[str, Any]) -> dict[str, Any]:
     """Classes and, per class, its rows overall (a streamed split's per-class counts follow
     from :func:`genai.data.split.class_counts` and are not counted again)."""
-    from genai.config import SplitConfig
-    from genai.data.split import class_counts
 
     split = SplitConfig(**plan.split)
     classes = sorted(plan.sizes)
@@ -287,7 +295,7 @@ def _streamed_labels(plan: Any, stats: dict[str, Any]) -> dict[str, Any]:
 
 def _train_features(store_uri: str, dataset_key: str, threads: int) -> Iterator[dict[str, Any]]:
     """The Ray task: torch is imported there, never in the command's process."""
-    import torch
+    import torch  # in the task's worker only: the command answers from the store without torch
 
     from genai.data.features import train_feature_net
 
@@ -296,28 +304,29 @@ def _train_features(store_uri: str, dataset_key: str, threads: int) -> Iterator[
 
 
 def ensure_feature_net(
-    store: ArtifactStore, dataset_key: str, *, ray_address: str | None = None, load: bool = True
+    store: ArtifactStore,
+    dataset_key: str,
+    *,
+    ray_address: str | None = None,
+    load: bool = True,
+    wait: bool = True,
 ):
     """The dataset's feature network (:class:`genai.data.features.TrainedFeatures`, or None
     unless ``load``), trained first in a Ray task if the store lacks it; None for data that is
     not images."""
-    from genai.data.dataset import read_manifest
-
     manifest = read_manifest(store, dataset_key)
     if not has_feature_net(manifest):
         return None
     if not trained(store, manifest):
-        from genai.lease import hold
-
         # one command trains it; another waits for it (the same bytes, but two writers could
         # leave model.pt of one beside meta.json of the other)
         key = features_key(manifest)
-        with hold(store, layout.lease(key), f"feature network {key}"):
+        with hold(store, layout.lease(key), f"feature network {key}", wait=wait):
             if not trained(store, manifest):
                 _train_in_a_task(store, dataset_key, manifest, ray_address)
     if not load:
         return None
-    from genai.data.features import load_feature_net
+    from genai.data.features import load_feature_net  # torch: only when it is loaded
 
     return load_feature_net(store, dataset_key)
 
@@ -325,7 +334,7 @@ def ensure_feature_net(
 def _train_in_a_task(
     store: ArtifactStore, dataset_key: str, manifest: dict[str, Any], ray_address: str | None
 ) -> None:
-    import ray
+    import ray  # Ray only when there is work: locate and find_prepared answer without it
 
     from genai.cluster import ensure_ray
 

@@ -25,9 +25,9 @@ from genai.evaluate.judge import Judge
 from genai.evaluate.likelihood import likelihood_metrics
 from genai.models.base import GenerativeModel
 from genai.progress import heartbeat, say
-from genai.runs import load_trained
 from genai.storage import ArtifactStore
 from genai.tracking import attach
+from genai.train.trained import load_trained
 
 
 class EvaluationError(UserError, ValueError):
@@ -108,7 +108,11 @@ def stored_evaluation(store: ArtifactStore, run_id: str, cfg: EvaluateConfig) ->
 
 
 def evaluate_run(
-    store: ArtifactStore, run_id: str, cfg: EvaluateConfig | None = None
+    store: ArtifactStore,
+    run_id: str,
+    cfg: EvaluateConfig | None = None,
+    *,
+    ray_address: str | None = None,
 ) -> Evaluation:
     """Sample ``cfg.n_samples`` from the run, compare with ``cfg.split``, write the table (or
     return the stored one made with the same settings)."""
@@ -116,11 +120,12 @@ def evaluate_run(
     done = stored_evaluation(store, run_id, cfg)
     if done is not None:
         return done
-    model, _run, _manifest, dkey = load_trained(store, run_id)
+    trained = load_trained(store, run_id, ray_address=ray_address)
+    model, dkey = trained.model, trained.dataset_key
     with heartbeat("evaluate") as status:
         fake, sampler = draw(model, run_id, cfg.n_samples, cfg, status)
         status(f"{run_id}: judging the samples against {cfg.split}")
-        judge = Judge(store, dkey, reference=cfg.split)
+        judge = Judge(store, dkey, reference=cfg.split, ray_address=ray_address)
         torch.manual_seed(cfg.seed)
         metrics = judge.metrics(fake)
         status(f"{run_id}: floors (as many real train rows against {cfg.split})")

@@ -63,6 +63,7 @@ class Judge:
         *,
         reference: str = "test",
         max_reference: int = MAX_REFERENCE,
+        ray_address: str | None = None,
     ):
         self.manifest: dict[str, Any] = read_manifest(store, dataset_key)
         self.reference_split = reference
@@ -73,7 +74,7 @@ class Judge:
             self.reference = torch.from_numpy(ref.head(max_reference)[0])
         train = SplitReader(store, dataset_key, "train", manifest=self.manifest)
         self.train = torch.from_numpy(train.head(max(max_reference, FLOOR_ROWS))[0])
-        trained = ensure_feature_net(store, dataset_key)  # None unless images
+        trained = ensure_feature_net(store, dataset_key, ray_address=ray_address)  # images
         self.features = None if trained is None else trained.net
         self.score_name = score_name(self.manifest)
         self.bandwidth = (

@@ -3,6 +3,8 @@
 One table, :class:`LossSlots`: each field is a slot; its type (a union of loss configs) says which
 losses it takes, and its ``Slot`` marker which family owns it and, for a required slot, the loss a
 config that leaves it out gets. :func:`family_slots` reads the table; nothing else repeats it.
+The Prefect UI's form of the table is shaped in :mod:`genai.forms`, attached by the config that
+holds it (:mod:`genai.config`): the catalogue knows nothing of forms.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, model_serializer
+from pydantic import Field, model_serializer
 
-from genai.forms import slot_forms
 from genai.losses.registry import (
     BCE,
     KL,
@@ -59,8 +60,6 @@ def _slot(family: str, default: str | None, description: str, usual: str | None 
 class LossSlots(StrictModel):
     """A model's loss slots, each empty or holding one loss and its weight. Reads like a mapping
     of the filled slots (``loss["kl"].weight``, ``dict(loss)``) and dumps only those."""
-
-    model_config = ConfigDict(json_schema_extra=lambda schema, cls: slot_forms(schema, losses_of))
 
     reconstruction: Annotated[MSE | MAE | Huber | BCE, Field(discriminator="name")] | None = _slot(
         "vae", "mse", "vae: how far the decoded sample is from the input"

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from genai.config import ModelConfig
 from genai.losses import LossSpec
 from genai.losses.perceptual import FeatureFn
+from genai.model_config import (
+    AutoregressiveModel,
+    DiffusionModel,
+    GanModel,
+    ModelConfig,
+    VaeModel,
+)
 from genai.models.autoregressive import Autoregressive
 from genai.models.base import DataSpec, GenerativeModel
 from genai.models.diffusion import Diffusion
@@ -32,14 +38,14 @@ def build_model(
         from genai.plugins import family_class
 
         return family_class(model.class_path)(model, losses, data, features=features)
-    match model.family:
-        case "vae":
+    match model:
+        case VaeModel():
             return VAE(model, losses, data, features=features)
-        case "gan":
+        case GanModel():
             return GAN(model, losses, data, features=features)
-        case "diffusion":
+        case DiffusionModel():
             return Diffusion(model, losses, data)
-        case "autoregressive":
+        case AutoregressiveModel():
             return Autoregressive(model, losses, data)
     raise ValueError(f"model.family: {model.family!r} is not a known family")
 

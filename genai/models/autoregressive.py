@@ -14,8 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from genai.config import ModelConfig
 from genai.losses import LossSpec, LossTerms, pointwise_loss, weighted_total
+from genai.model_config import AutoregressiveModel
 from genai.models.base import DataSpec, GenerativeModel
 from genai.models.blocks import ACTIVATIONS
 
@@ -89,7 +89,7 @@ class Made(nn.Module):
 class Autoregressive(GenerativeModel):
     family = "autoregressive"
 
-    def __init__(self, cfg: ModelConfig, losses: Mapping[str, LossSpec], data: DataSpec, **_):
+    def __init__(self, cfg: AutoregressiveModel, losses: Mapping[str, LossSpec], data: DataSpec):
         super().__init__(data)
         arch, self.opts, self.losses = cfg.arch, cfg.autoregressive, dict(losses)
         self.bins, self.length = self.opts.bins, data.dim

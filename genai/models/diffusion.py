@@ -11,8 +11,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from genai.config import ModelConfig
 from genai.losses import LossSpec, LossTerms, pointwise_loss, weighted_total
+from genai.model_config import DiffusionModel
 from genai.models.base import DataSpec, GenerativeModel
 from genai.models.blocks import image_dims, mlp, sinusoidal_embedding
 from genai.models.schedule import make_schedule
@@ -56,7 +56,7 @@ class ConvEps(nn.Module):
 class Diffusion(GenerativeModel):
     family = "diffusion"
 
-    def __init__(self, cfg: ModelConfig, losses: Mapping[str, LossSpec], data: DataSpec, **_):
+    def __init__(self, cfg: DiffusionModel, losses: Mapping[str, LossSpec], data: DataSpec):
         super().__init__(data)
         self.opts, self.losses = cfg.diffusion, dict(losses)
         self.noise_loss = pointwise_loss(self.losses["noise"])

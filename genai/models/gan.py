@@ -13,7 +13,6 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from genai.config import ModelConfig
 from genai.losses import (
     LossSpec,
     LossTerms,
@@ -24,6 +23,7 @@ from genai.losses import (
     weighted_total,
 )
 from genai.losses.perceptual import FeatureFn
+from genai.model_config import GanModel
 from genai.models.base import DataSpec, GenerativeModel
 from genai.models.blocks import ConvDecoder, ConvEncoder, mlp
 
@@ -53,7 +53,7 @@ class GAN(GenerativeModel):
 
     def __init__(
         self,
-        cfg: ModelConfig,
+        cfg: GanModel,
         losses: Mapping[str, LossSpec],
         data: DataSpec,
         *,

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from genai.config import ModelConfig
 from genai.losses import (
     LossSpec,
     LossTerms,
@@ -20,6 +19,7 @@ from genai.losses import (
     weighted_total,
 )
 from genai.losses.perceptual import FeatureFn
+from genai.model_config import VaeModel
 from genai.models.base import DataSpec, GenerativeModel
 from genai.models.blocks import ConvDecoder, ConvEncoder, mlp
 
@@ -29,7 +29,7 @@ class VAE(GenerativeModel):
 
     def __init__(
         self,
-        cfg: ModelConfig,
+        cfg: VaeModel,
         losses: Mapping[str, LossSpec],
         data: DataSpec,
         *,

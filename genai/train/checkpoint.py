@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from genai import layout
 from genai.storage import ArtifactStore, StoreError
-
-if TYPE_CHECKING:
-    from genai.train.loop import FitState
+from genai.train.state import FitState, unwrap
 
 FORMAT = 1
 STATE_FILE = layout.STATE_FILE
@@ -58,6 +55,20 @@ def save(state: FitState, directory: str) -> str:
     return path
 
 
+def save_to_store(store: ArtifactStore, run_id: str, state: FitState, keep: int) -> str:
+    """Write ``state`` where Ray Train puts a run's checkpoints (a local fit's, as a run's:
+    ``runs/{id}/checkpoints/epoch-NNNNN/state.pt``) and delete all but the last ``keep``."""
+    buf = io.BytesIO()
+    torch.save(to_dict(state), buf)
+    key = store.write_bytes(layout.run_checkpoint(run_id, state.epoch), buf.getvalue())
+    for old in range(state.epoch - keep, -1, -1):
+        stale = layout.run_checkpoint(run_id, old).rsplit("/", 1)[0]
+        if not store.exists(stale):
+            break
+        store.delete(stale)
+    return key
+
+
 def load(source: str | bytes, device: torch.device | str = "cpu") -> dict[str, Any]:
     """A saved state from a checkpoint directory, a file path, or the file's bytes."""
     if isinstance(source, bytes):
@@ -70,7 +81,7 @@ def load(source: str | bytes, device: torch.device | str = "cpu") -> dict[str, A
     return saved
 
 
-def restore(state: FitState, saved: dict[str, Any], unwrap: Callable) -> None:
+def restore(state: FitState, saved: dict[str, Any]) -> None:
     """Load ``saved`` into ``state`` (its replicas built for the same config and seeds)."""
     seeds = [r["seed"] for r in saved["replicas"]]
     if seeds != [r.seed for r in state.replicas]:
@@ -89,8 +100,7 @@ def restore(state: FitState, saved: dict[str, Any], unwrap: Callable) -> None:
 
 def latest_key(store: ArtifactStore, prefix: str) -> str | None:
     """Key of the newest checkpoint file under ``prefix`` (names sort by epoch)."""
-    files = [k for k in store.list(prefix) if k.endswith(f"/{STATE_FILE}")]
-    return max(files) if files else None
+    return layout.newest_state(store.list(prefix))
 
 
 def read_latest(store: ArtifactStore, prefix: str) -> dict[str, Any]:

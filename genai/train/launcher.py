@@ -1,237 +1,44 @@
-"""The driver of a run: checks, then the one TorchTrainer builder over the one worker function.
-
-``runs/{run_id}/`` holds ``config.json`` (resolved config), ``metrics.parquet`` (rewritten by
-rank 0 after every checkpoint, from the history kept in the checkpoint), Ray Train's
-``checkpoints/`` (the last ``train.keep_checkpoints``), and ``result.json``, written last: a run
-with it is finished and is never trained again; a run without it resumes from its last checkpoint.
-:func:`train_local` fits a run in this process with the same loop and leaves the same layout.
-"""
+"""The driver of a run: plan it (data, feature network, model check, id) before any worker
+starts, then train it on Ray Train (:func:`train`) or in this process (:func:`train_local`), and
+leave the same files in the store (:mod:`genai.train.runs`)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import ray
+from torch import nn
 
 from genai import layout
+from genai.cluster import ensure_ray
 from genai.config import RunConfig
-from genai.progress import heartbeat, milestone, note, say, step
-from genai.runs import (
-    TrainResult,
-    finished_run,
-    history_of,
-    needs_features,
-    run_id_for,
-    write_metrics,
-)
+from genai.data.prepare import PreparedDataset, prepare
+from genai.lease import hold
+from genai.plots import loss_curves
+from genai.progress import heartbeat, say
 from genai.storage import ArtifactStore, StoreError
 from genai.strict import ConfigError
-from genai.tracking import (
-    TrackedRun,
-    Tracking,
-    numeric,
-    quiet,
-    safely,
-    store_files,
-    tracked,
-    tracking_for,
+from genai.tracking import TrackedRun, store_files, tracked, tracking_for
+from genai.train.hooks import EpochsToMlflow, Hook, RunRecorder, watching
+from genai.train.loop import fit
+from genai.train.runs import (
+    TrainResult,
+    finished_run,
+    read_history,
+    run_id_for,
+    write_config,
+    write_metrics,
+    write_result,
 )
-from genai.train.loop import EpochContext, FitState, Hook, Session
+from genai.train.session import StoreSession
+from genai.train.state import load_fit_data
+from genai.train.trained import build_for, feature_layers
+from genai.train.trainer import TrainError, build_trainer, check_capacity, resolve_use_gpu
 
 log = logging.getLogger(__name__)
-os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
-
-
-class TrainError(RuntimeError):
-    """Training failed after Ray Train's retries; the message names the run and the cause."""
-
-
-def resolve_use_gpu(cfg: RunConfig, resources: dict[str, float]) -> bool:
-    """``auto``: GPUs when the cluster has one per worker; ``true`` without GPUs is an error."""
-    gpus, workers = resources.get("GPU", 0), cfg.train.num_workers
-    if cfg.train.use_gpu == "auto":
-        use = gpus >= workers
-    elif cfg.train.use_gpu and gpus < workers:
-        raise ConfigError(
-            f"train.use_gpu: true needs {workers} GPU(s) (one per worker) but the cluster has"
-            f" {gpus:g}; set use_gpu to auto or false"
-        )
-    else:
-        use = bool(cfg.train.use_gpu)
-    if cfg.train.mixed_precision and not use:
-        raise ConfigError("train.mixed_precision: only on GPU; this run trains on CPU")
-    return use
-
-
-def check_capacity(cfg: RunConfig, resources: dict[str, float], use_gpu: bool) -> None:
-    """More workers than the cluster can ever hold would wait forever: say so now."""
-    cpus, workers = resources.get("CPU", 0), cfg.train.num_workers
-    if not use_gpu and workers > cpus:
-        raise ConfigError(
-            f"train.num_workers: {workers} workers need {workers} CPUs but the cluster has"
-            f" {cpus:g}; use at most {int(cpus)} or add nodes"
-        )
-
-
-def progress_line(epoch: int, epochs: int, entry: dict[str, Any]) -> str:
-    skip = {"epoch", "epoch_s", "samples_per_s", "param_divergence", "steps"}
-    terms = "  ".join(f"{k} {v:.4g}" for k, v in entry.items() if k not in skip)
-    return f"epoch {epoch + 1}/{epochs}  {terms}  {entry['samples_per_s']:,.0f} samples/s"
-
-
-@dataclass
-class RunRecorder(Hook):
-    """A run's hook: after each committed epoch, rank 0 rewrites metrics.parquet from the
-    history and says how the epoch went (shown when the loop runs in the command's process;
-    for a Ray Train run the driver shows the metrics file as it grows, :func:`watching`)."""
-
-    store_uri: str
-    run_id: str
-
-    def on_report(self, ctx: EpochContext) -> None:
-        if ctx.session.rank != 0:
-            return
-        write_metrics(ArtifactStore(self.store_uri, check=False), self.run_id, ctx.state.history)
-        epochs = ctx.cfg.train.epochs
-        step(
-            "train",
-            ctx.epoch,
-            epochs,
-            f"{self.run_id} {progress_line(ctx.epoch, epochs, ctx.entry)}",
-        )
-
-
-@dataclass
-class EpochsToMlflow(Hook):
-    """A run's hook: rank 0 logs each committed epoch to the run's MLflow run, which the driver
-    opened and Ray's ``setup_mlflow`` takes up in the worker (through ``MLFLOW_RUN_ID``)."""
-
-    tracking: Tracking
-    mlflow_run_id: str
-    run_name: str
-    mlflow: Any = field(default=None, init=False, repr=False)
-
-    def setup(self, cfg: RunConfig, session: Session, data: Any) -> None:
-        if session.rank == 0:
-            self.mlflow = safely(self.tracking, self._start, "setup_mlflow failed")
-
-    def _start(self) -> Any:
-        from ray.air.integrations.mlflow import setup_mlflow
-
-        quiet()
-        os.environ["MLFLOW_RUN_ID"] = self.mlflow_run_id  # start_run resumes it, not a new run
-        return setup_mlflow(
-            tracking_uri=self.tracking.uri,
-            experiment_name=self.tracking.experiment,
-            run_name=self.run_name,
-        )
-
-    def on_report(self, ctx: EpochContext) -> None:
-        if self.mlflow is None:
-            return
-        values = numeric({k: v for k, v in ctx.entry.items() if k != "epoch"})
-        safely(self.tracking, lambda: self.mlflow.log_metrics(values, step=ctx.epoch))
-
-
-@contextlib.contextmanager
-def watching(
-    store: ArtifactStore, run_id: str, epochs: int, status: Callable[..., None], every: float = 1.0
-) -> Iterator[None]:
-    """While the block runs, give ``status`` (a :func:`genai.progress.heartbeat`'s) each epoch
-    the run's metrics.parquet gains (the workers write it after every checkpoint), from this
-    process: Ray Train's workers print elsewhere. Milestone epochs are said; the others go to
-    the log, and the heartbeat repeats the latest when the console has been quiet for 10 s."""
-    stop = threading.Event()
-    shown = previous_epochs(store, run_id)
-
-    def show() -> None:
-        nonlocal shown
-        try:
-            history = history_of(store.read_table(layout.run_metrics(run_id)))
-        except StoreError:  # not written yet
-            return
-        for entry in history[shown:]:
-            epoch = int(entry["epoch"])
-            line = f"{run_id} {progress_line(epoch, epochs, entry)}"
-            if milestone(epoch, epochs):
-                status(line)
-            else:
-                note("train", line)
-                status(line, shown=False)
-        shown = max(shown, len(history))
-
-    def loop() -> None:
-        while not stop.wait(every):
-            show()
-
-    thread = threading.Thread(target=loop, name="genai-train-progress", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        show()
-
-
-def build_trainer(
-    cfg: RunConfig,
-    store: ArtifactStore,
-    dataset_key: str,
-    *,
-    storage_key: str,
-    name: str,
-    hooks: Sequence[Hook],
-    use_gpu: bool,
-    seeds: Sequence[int] | None = None,
-    max_failures: int | None = None,
-    keep: int | None = None,
-    callbacks: Sequence[Any] = (),
-    replay: bool = False,
-):
-    """The one TorchTrainer builder: :func:`train_loop_per_worker` on ``train.num_workers``
-    workers, checkpoints in the store under ``storage_key/name`` (every node reads them).
-    ``replay``: a restored run reports its restored epochs again (see RayTrainSession)."""
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
-    from genai.train.worker import train_loop_per_worker
-
-    fs, path = store.arrow_filesystem(storage_key)
-    return TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={
-            "run": cfg.model_dump(mode="json"),
-            "store": store.uri,
-            "dataset_key": dataset_key,
-            "seeds": list(seeds) if seeds is not None else [cfg.train.seed],
-            "hooks": list(hooks),
-            "replay": replay,
-        },
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=use_gpu),
-        run_config=ray.train.RunConfig(
-            name=name,
-            storage_path=path,
-            storage_filesystem=fs,
-            failure_config=ray.train.FailureConfig(
-                max_failures=cfg.train.max_failures if max_failures is None else max_failures
-            ),
-            checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=cfg.train.keep_checkpoints if keep is None else keep
-            ),
-            callbacks=list(callbacks),
-        ),
-    )
-
-
-def previous_epochs(store: ArtifactStore, run_id: str) -> int:
-    key = layout.run_metrics(run_id)
-    return len(history_of(store.read_table(key))) if store.exists(key) else 0
 
 
 @dataclass(frozen=True)
@@ -239,38 +46,26 @@ class RunPlan:
     """A run ready to train: its id, its prepared dataset, its data's feature layers."""
 
     run_id: str
-    dataset: Any  # genai.data.prepare.PreparedDataset
-    features: Any
+    dataset: PreparedDataset
+    features: nn.Module | None
 
 
-def plan_run(cfg: RunConfig, store: ArtifactStore, *, ray_address: str | None = None) -> RunPlan:
+def plan_run(
+    cfg: RunConfig, store: ArtifactStore, *, ray_address: str | None = None, wait: bool = True
+) -> RunPlan:
     """Prepare the data (idempotent), the feature network if a loss needs it, check that the
     model fits the data, and name the run; all before any worker starts. An image dataset's
-    feature network is trained here too, on this run's Ray, so that ``evaluate`` (which has no
-    Ray of its own) finds it."""
-    from genai.data.prepare import ensure_feature_net, prepare
-    from genai.models import DataSpec, build_model
-
-    prepared = prepare(cfg.data, store, ray_address=ray_address)
-    features = None
-    if needs_features(cfg):
-        trained = ensure_feature_net(store, prepared.key, ray_address=ray_address)
-        if trained is None:
-            raise ConfigError(
-                "loss: 'perceptual' needs a domain feature network, which only image data has;"
-                f" {prepared.dataset} is {prepared.manifest['kind']}"
-            )
-        features = trained.net.layers
+    feature network is trained here too, on this run's Ray."""
+    prepared = prepare(cfg.data, store, ray_address=ray_address, wait=wait)
+    features = feature_layers(store, cfg, prepared.key, train=True, ray_address=ray_address)
     try:
-        build_model(
-            cfg.model, cfg.loss, DataSpec.from_manifest(prepared.manifest), features=features
-        )
+        build_for(cfg, prepared.manifest, features)
     except ValueError as err:  # the data does not fit the architecture: a config error
         raise ConfigError(f"{err} (dataset {prepared.dataset}/{prepared.version})") from None
     return RunPlan(run_id_for(cfg, prepared.version), prepared, features)
 
 
-def _result(
+def _finish(
     store: ArtifactStore,
     cfg: RunConfig,
     plan: RunPlan,
@@ -278,13 +73,13 @@ def _result(
     resumed: int,
     seconds: float,
 ) -> TrainResult:
-    history = history_of(store.read_table(layout.run_metrics(plan.run_id)))
+    history = read_history(store, plan.run_id)
     if len(history) != cfg.train.epochs:
         raise StoreError(
             f"run {plan.run_id}: metrics hold {len(history)} of {cfg.train.epochs} epochs"
         )
     write_metrics(store, plan.run_id, history)  # the final, complete table
-    out = TrainResult(
+    result = TrainResult(
         run_id=plan.run_id,
         uri=store.key_uri(layout.run(plan.run_id)),
         epochs=len(history),
@@ -293,20 +88,8 @@ def _result(
         dataset=plan.dataset.summary(),
         resumed_from_epoch=resumed or None,
     )
-    saved = {k: v for k, v in out.__dict__.items() if k != "reused"}
-    store.write_json(layout.run_result(plan.run_id), {**saved, "train_s": round(seconds, 2)})
-    return out
-
-
-def _write_config(store: ArtifactStore, cfg: RunConfig, plan: RunPlan) -> None:
-    store.write_json(
-        layout.run_config(plan.run_id),
-        {
-            "run_id": plan.run_id,
-            "config": cfg.model_dump(mode="json"),
-            "dataset": plan.dataset.summary(),
-        },
-    )
+    write_result(store, result, seconds)
+    return result
 
 
 def train(
@@ -315,25 +98,33 @@ def train(
     *,
     ray_address: str | None = None,
     hooks: Sequence[Hook] = (),
+    wait: bool = True,
 ) -> TrainResult:
     """Train ``cfg`` on Ray Train (preparing its data first if the store lacks it).
 
     ``hooks`` run in every worker after the run's own (e.g. a callback of yours). One command
-    at a time produces a run: another holding its lease is waited for (:mod:`genai.lease`)."""
-    from genai.lease import hold
+    at a time produces a run: another holding its lease is waited for (:mod:`genai.lease`), or
+    with ``wait=False`` named in a :class:`genai.lease.LeaseHeld` error."""
+    plan = plan_run(cfg, store, ray_address=ray_address, wait=wait)
+    return _once(store, plan, lambda: _train(cfg, store, plan, ray_address, hooks), wait=wait)
 
-    plan = plan_run(cfg, store, ray_address=ray_address)
+
+def _once(
+    store: ArtifactStore, plan: RunPlan, produce: Callable[[], TrainResult], *, wait: bool
+) -> TrainResult:
+    """The run's stored result if it is finished, else what ``produce`` makes of it while this
+    command holds the run's lease (the one place a run is found finished or produced)."""
     done = finished_run(store, plan.run_id)
     if done is not None:
         log.info("run %s is already finished at %s", plan.run_id, done.uri)
         return done
-    with hold(store, layout.lease(layout.run(plan.run_id)), f"run {plan.run_id}"):
+    with hold(store, layout.lease(layout.run(plan.run_id)), f"run {plan.run_id}", wait=wait):
         # the holder we waited for may have finished it, or left checkpoints to resume from
         done = finished_run(store, plan.run_id)
         if done is not None:
             say("train", f"{plan.run_id}: finished by the command we waited for")
             return done
-        return _train(cfg, store, plan, ray_address, hooks)
+        return produce()
 
 
 def _train(
@@ -343,17 +134,13 @@ def _train(
     ray_address: str | None,
     hooks: Sequence[Hook],
 ) -> TrainResult:
-    import ray
-
-    from genai.cluster import ensure_ray
-
     ensure_ray(ray_address)
     resources = ray.cluster_resources()
     use_gpu = resolve_use_gpu(cfg, resources)
     check_capacity(cfg, resources, use_gpu)
 
-    resumed = previous_epochs(store, plan.run_id)
-    _write_config(store, cfg, plan)
+    resumed = len(read_history(store, plan.run_id))
+    write_config(store, plan.run_id, cfg, plan.dataset.summary())
     tracking = tracking_for(store)
     params = cfg.model_dump(mode="json")
     tags = {"genai.kind": "run", "genai.dataset": f"{plan.dataset.dataset}/{plan.dataset.version}"}
@@ -382,7 +169,7 @@ def _train(
             raise TrainError(f"run {plan.run_id} failed: {type(err).__name__}: {err}") from err
         path = result.checkpoint.path if result.checkpoint is not None else None
         checkpoint = f"s3://{path}" if path and store.protocol == "s3" else path
-        out = _result(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)
+        out = _finish(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)
         if mlflow_run is not None:
             track_result(mlflow_run, store, out)
         return out
@@ -390,9 +177,7 @@ def _train(
 
 def track_result(mlflow_run: TrackedRun, store: ArtifactStore, result: TrainResult) -> None:
     """The finished run's files on its MLflow run: config, result, metrics, loss curves."""
-    from genai.plots import loss_curves
-
-    history = history_of(store.read_table(layout.run_metrics(result.run_id)))
+    history = read_history(store, result.run_id)
     mlflow_run.log_files(
         {
             **store_files(
@@ -406,49 +191,20 @@ def track_result(mlflow_run: TrackedRun, store: ArtifactStore, result: TrainResu
     )
 
 
-class StoreSession(Session):
-    """This process, checkpointing into the store as Ray Train does for a run (the local fit of
-    benchmarks and tests): ``runs/{id}/checkpoints/epoch-NNNNN/state.pt``, the last k kept."""
-
-    def __init__(self, store: ArtifactStore, run_id: str, keep: int) -> None:
-        self.store, self.run_id, self.keep = store, run_id, keep
-
-    def restored(self) -> dict[str, Any] | None:
-        from genai.train import checkpoint
-
-        key = checkpoint.latest_key(self.store, layout.run_checkpoints(self.run_id))
-        return None if key is None else checkpoint.load(self.store.read_bytes(key))
-
-    def report(self, entry: dict[str, Any], state: FitState) -> None:
-        import io
-
-        import torch
-
-        from genai.train import checkpoint
-
-        buf = io.BytesIO()
-        torch.save(checkpoint.to_dict(state), buf)
-        self.store.write_bytes(layout.run_checkpoint(self.run_id, state.epoch), buf.getvalue())
-        for old in range(state.epoch - self.keep, -1, -1):
-            stale = layout.run_checkpoint(self.run_id, old).rsplit("/", 1)[0]
-            if not self.store.exists(stale):
-                break
-            self.store.delete(stale)
-
-
 def train_local(cfg: RunConfig, store: ArtifactStore, hooks: Sequence[Hook] = ()) -> TrainResult:
-    """Fit ``cfg`` in this process with the one loop (no Ray Train) and store it as a run."""
-    from genai.train.loop import fit
-    from genai.train.worker import load_fit_data
-
+    """Fit ``cfg`` in this process with the one loop (no Ray Train) and store it as a run, under
+    the run's lease as :func:`train` (waiting for another holder: no CLI path reaches this)."""
     if cfg.train.num_workers != 1:
         raise ConfigError("train.num_workers: a local fit runs in this process; set it to 1")
     plan = plan_run(cfg, store)
-    done = finished_run(store, plan.run_id)
-    if done is not None:
-        return done
-    resumed = previous_epochs(store, plan.run_id)
-    _write_config(store, cfg, plan)
+    return _once(store, plan, lambda: _fit_local(cfg, store, plan, hooks), wait=True)
+
+
+def _fit_local(
+    cfg: RunConfig, store: ArtifactStore, plan: RunPlan, hooks: Sequence[Hook]
+) -> TrainResult:
+    resumed = len(read_history(store, plan.run_id))
+    write_config(store, plan.run_id, cfg, plan.dataset.summary())
     session = StoreSession(store, plan.run_id, cfg.train.keep_checkpoints)
     start = time.perf_counter()
     fit(
@@ -459,4 +215,4 @@ def train_local(cfg: RunConfig, store: ArtifactStore, hooks: Sequence[Hook] = ()
         features=plan.features,
     )
     checkpoint = store.key_uri(layout.run_checkpoints(plan.run_id))
-    return _result(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)
+    return _finish(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)

@@ -29,7 +29,6 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -40,11 +39,9 @@ from genai.config import RunConfig, TrainConfig
 from genai.models import DataSpec, GenerativeModel, build_model
 from genai.train import checkpoint
 from genai.train.ema import EMA
-
-
-def unwrap(model: nn.Module) -> GenerativeModel:
-    """The family behind a DDP wrapper (or the model itself)."""
-    return model.module if hasattr(model, "module") else model  # type: ignore[return-value]
+from genai.train.hooks import REPORTED, EpochContext, Hook
+from genai.train.session import Session
+from genai.train.state import FitData, FitState, Replica, unwrap
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -126,111 +123,6 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "cosine":
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     return floor + (1 - floor) * (1 - progress)
-
-
-@dataclass
-class Replica:
-    """One seed's model (DDP-wrapped in a worker group), its optimisers, its step counter and,
-    with ``train.ema_decay``, the moving average of its weights."""
-
-    seed: int
-    model: nn.Module
-    optimizers: dict[str, torch.optim.Optimizer]
-    step: int = 0
-    ema: EMA | None = None
-
-    @property
-    def family(self) -> GenerativeModel:
-        return unwrap(self.model)
-
-    @contextlib.contextmanager
-    def sampling(self) -> Iterator[GenerativeModel]:
-        """The family in eval mode with the weights it samples with (the EMA's, if any)."""
-        family = self.family
-        family.eval()
-        if self.ema is None:
-            yield family
-        else:
-            with self.ema.applied(family):
-                yield family
-
-
-@dataclass
-class FitState:
-    """Everything a checkpoint holds: the replicas, the last finished epoch, the history."""
-
-    replicas: list[Replica]
-    epoch: int = -1
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class FitData:
-    """The train split (every rank slices it per epoch) and this rank's share of val.
-
-    ``train`` is the whole split (N, *shape) when it fits the worker's buffer
-    (``train.buffer_mb``), else a :class:`genai.data.dataset.SplitReader` that streams each
-    rank's share of an epoch in row groups, shuffled within windows of the buffer."""
-
-    train: Any  # Tensor (N, *shape) | SplitReader
-    val: Tensor  # (M, *shape)
-    spec: DataSpec
-
-
-class Session:
-    """Where a fit runs. This base class is this process alone: rank 0 of 1, nothing reported.
-
-    :class:`genai.train.worker.RayTrainSession` is a rank of a Ray Train worker group and
-    :class:`genai.tune.trial.TuneSession` an in-process Tune trial; both report and checkpoint.
-    """
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device("cpu")
-
-    def wrap(self, model: GenerativeModel) -> nn.Module:
-        """The module the loop calls (Ray Train's prepare_model: DDP and the device)."""
-        return model
-
-    def restored(self) -> dict[str, Any] | None:
-        """The saved state (:mod:`genai.train.checkpoint`) to resume from, if any."""
-        return None
-
-    def resumed(self, state: FitState) -> None:
-        """Called once after ``state`` was restored, before the next epoch."""
-
-    def report(self, entry: dict[str, Any], state: FitState) -> None:
-        """Hand the epoch's entry (and, from rank 0, a checkpoint of ``state``) on."""
-
-
-# a hook may set this to False in an epoch's entry: the epoch stays in the history but is not
-# handed to the session (no report, no checkpoint); every rank must decide alike (a sweep trial
-# judged every N epochs, genai.tune.trial.TrialJudge)
-REPORTED = "judged"
-
-
-@dataclass
-class EpochContext:
-    cfg: RunConfig
-    session: Session
-    state: FitState
-    epoch: int
-    entry: dict[str, Any]
-
-
-class Hook:
-    """Something added to every epoch; every rank calls it, so it must not call a collective
-    on one rank only (score on rank 0 with process-local metrics)."""
-
-    def setup(self, cfg: RunConfig, session: Session, data: FitData) -> None:
-        """Before the first epoch (load what the hook needs, once)."""
-
-    def on_epoch(self, ctx: EpochContext) -> dict[str, Any]:
-        """After training an epoch, before its report: entries to add to it."""
-        return {}
-
-    def on_report(self, ctx: EpochContext) -> None:
-        """After the epoch's report (and checkpoint) is committed."""
 
 
 def train_epoch(
@@ -414,7 +306,7 @@ def fit(
     state = FitState(build_replicas(cfg, data.spec, session, seeds, features))
     saved = session.restored()
     if saved is not None:
-        checkpoint.restore(state, saved, unwrap)
+        checkpoint.restore(state, saved)
         session.resumed(state)
     for hook in hooks:
         hook.setup(cfg, session, data)

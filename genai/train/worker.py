@@ -17,42 +17,14 @@ import torch
 
 from genai import layout
 from genai.config import RunConfig
-from genai.data.dataset import BUDGET_MB, SplitReader, read_manifest
-from genai.models import DataSpec, GenerativeModel
+from genai.models import GenerativeModel
 from genai.storage import ArtifactStore
 from genai.train import checkpoint
-from genai.train.loop import REPORTED, FitData, FitState, Session, fit
-
-
-def load_fit_data(
-    store: ArtifactStore,
-    dataset_key: str,
-    rank: int = 0,
-    world: int = 1,
-    *,
-    buffer_mb: int = BUDGET_MB,
-) -> FitData:
-    """The train split (whole when it fits ``buffer_mb``, else a streaming reader; ranks take
-    their share per epoch) and this rank's share of val (at most a quarter of the buffer)."""
-    manifest = read_manifest(store, dataset_key)
-    budget = buffer_mb << 20
-    train = SplitReader(store, dataset_key, "train", budget_bytes=budget, manifest=manifest)
-    held = torch.from_numpy(train.read_all()[0]) if train.whole else train
-    val = SplitReader(store, dataset_key, "val", budget_bytes=budget // 4, manifest=manifest)
-    rows = val.read_all()[0] if val.whole else val.head(budget // 4 // (4 * val.width))[0]
-    return FitData(held, torch.from_numpy(rows)[rank::world], DataSpec.from_manifest(manifest))
-
-
-def feature_layers(store: ArtifactStore, cfg: RunConfig, dataset_key: str, device=None) -> Any:
-    """The frozen feature network's layers where a ``perceptual`` loss needs them, else None."""
-    from genai.runs import needs_features
-
-    if not needs_features(cfg):
-        return None
-    from genai.data.features import load_feature_net
-
-    trained = load_feature_net(store, dataset_key)  # trained at preparation, before workers start
-    return trained.net.to(device or "cpu").layers
+from genai.train.hooks import REPORTED
+from genai.train.loop import fit
+from genai.train.session import Session
+from genai.train.state import FitState, load_fit_data
+from genai.train.trained import feature_layers
 
 
 class RayTrainSession(Session):
@@ -108,5 +80,5 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     data = load_fit_data(
         store, config["dataset_key"], session.rank, session.world, buffer_mb=cfg.train.buffer_mb
     )
-    features = feature_layers(store, cfg, config["dataset_key"], session.device)
+    features = feature_layers(store, cfg, config["dataset_key"], device=session.device)
     fit(cfg, data, session, seeds=config["seeds"], hooks=config["hooks"], features=features)

@@ -36,6 +36,10 @@ class SweepResult:
             "best": self.best,
         }
 
+    def record(self) -> dict[str, Any]:
+        """What ``genai sweep`` and ``api.sweep`` return."""
+        return self.summary() | {"counts": self.counts, "reused": self.reused}
+
 
 def sweep_id_for(base: RunConfig, space_path: str, cfg: SweepConfig) -> str:
     payload = {

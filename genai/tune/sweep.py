@@ -25,6 +25,7 @@ from genai import layout
 from genai.cluster import ensure_ray
 from genai.config import RunConfig, SweepConfig
 from genai.data.prepare import prepare
+from genai.lease import hold
 from genai.progress import say
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
@@ -39,7 +40,7 @@ from genai.tracking import (
     tracked,
     tracking_for,
 )
-from genai.train.launcher import check_capacity, resolve_use_gpu
+from genai.train.trainer import check_capacity, resolve_use_gpu
 from genai.tune.record import SweepResult, finished_sweep, ranking, sweep_id_for
 from genai.tune.space import SearchSpace, load_space, most_epochs, trial_config, trial_epochs
 from genai.tune.table import plot_sweep, trials_table
@@ -191,21 +192,21 @@ def sweep(
     *,
     ray_address: str | None = None,
     space: SearchSpace | None = None,
+    wait: bool = True,
 ) -> SweepResult:
-    """Run (or resume, or find finished) the sweep of ``cfg.space`` around ``base``."""
+    """Run (or resume, or find finished) the sweep of ``cfg.space`` around ``base``; another
+    command producing it is waited for (``wait=False``: a :class:`genai.lease.LeaseHeld`)."""
     space = space or load_space(cfg.space, base)  # every error here comes before Ray starts
     metric, mode = ranking(base, cfg)
     sweep_id = sweep_id_for(base, cfg.space, cfg)
     done = finished_sweep(store, sweep_id)
     if done is not None:
         return done
-    from genai.lease import hold
-
-    with hold(store, layout.lease(layout.sweep(sweep_id)), f"sweep {sweep_id}"):
+    with hold(store, layout.lease(layout.sweep(sweep_id)), f"sweep {sweep_id}", wait=wait):
         done = finished_sweep(store, sweep_id)  # finished by the command we waited for
         if done is not None:
             return done
-        return _sweep(base, cfg, store, space, sweep_id, metric, mode, ray_address)
+        return _sweep(base, cfg, store, space, sweep_id, metric, mode, ray_address, wait)
 
 
 @contextlib.contextmanager
@@ -236,6 +237,7 @@ def _sweep(
     metric: str,
     mode: str,
     ray_address: str | None,
+    wait: bool,
 ) -> SweepResult:
     ensure_ray(ray_address)
     resources = ray.cluster_resources()
@@ -246,7 +248,7 @@ def _sweep(
             update={"train": base.train.model_copy(update={"num_workers": workers})}
         )
         check_capacity(widest, resources, resolve_use_gpu(widest, resources))
-    prepared = prepare(base.data, store, ray_address=ray_address)  # and its feature network
+    prepared = prepare(base.data, store, ray_address=ray_address, wait=wait)  # and features
     # a one-worker trial trains in its own actor (1 CPU); a wider one is a driver that waits on
     # its Ray Train workers (no CPU: the workers hold the CPUs)
     concurrency = min(cfg.max_concurrent or cpus, max(1, cpus // workers))

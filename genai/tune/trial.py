@@ -13,7 +13,7 @@ ranking act on the mean.
 
 A trial with ``train.num_workers`` 1 runs the loop in the trial's own process
 (:class:`TuneSession`). With more, the trial drives a Ray Train ``TorchTrainer`` built by
-:func:`genai.train.launcher.build_trainer` over the one worker function; rank 0 judges (with
+:func:`genai.train.trainer.build_trainer` over the one worker function; rank 0 judges (with
 process-local metrics: no collective on one rank) and Ray's ``TuneReportCallback`` hands rank 0's
 report to Tune.
 """
@@ -25,15 +25,22 @@ import tempfile
 import time
 from typing import Any
 
+import ray
 import torch
 from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
 
 from genai import layout
 from genai.config import EvaluateConfig, RunConfig
 from genai.evaluate.judge import Judge
 from genai.storage import ArtifactStore
 from genai.train import checkpoint
-from genai.train.loop import REPORTED, EpochContext, FitData, FitState, Hook, Session, fit
+from genai.train.hooks import REPORTED, EpochContext, Hook
+from genai.train.loop import fit
+from genai.train.session import Session
+from genai.train.state import FitData, FitState, load_fit_data
+from genai.train.trained import feature_layers
+from genai.train.trainer import build_trainer, resolve_use_gpu
 from genai.tune.space import trial_config
 
 FAST = EvaluateConfig()  # trials sample as `genai evaluate` does by default (DDIM for DDPM)
@@ -128,8 +135,6 @@ def trial_seeds(cfg: RunConfig, repeats: int) -> list[int]:
 
 def run_trial(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
     """Ray Tune function trainable: ``params`` are the sampled paths, ``ctx`` the fixed rest."""
-    from genai.train.worker import feature_layers, load_fit_data
-
     cfg: RunConfig = trial_config(RunConfig.model_validate(ctx["base"]), params)
     store = ArtifactStore(ctx["store"], check=False)
     seeds = trial_seeds(cfg, ctx["repeats"])
@@ -147,11 +152,6 @@ def run_wide_trial(cfg: RunConfig, store: ArtifactStore, ctx: dict[str, Any], se
     """This trial on ``train.num_workers`` Ray Train workers; its checkpoints live in the store
     under ``sweeps/{sweep_id}/trials/{trial_id}`` (shared by every node), and a trial run again
     (a resumed sweep) goes on from the last of them."""
-    import ray
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    from genai.train.launcher import build_trainer, resolve_use_gpu
-
     trainer = build_trainer(
         cfg,
         store,

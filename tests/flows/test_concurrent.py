@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from genai.runs import history_of
 from genai.storage import ArtifactStore
+from genai.train.runs import history_of
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -125,12 +125,9 @@ def test_four_deployments_and_the_nightly_schedule(prefect_api, served):
 def test_parameter_forms_are_typed(served):
     schema = served["deployments"]["pipeline"]["parameter_openapi_schema"]
     defs = schema.get("definitions") or schema.get("$defs")
-    assert defs["ModelConfig"]["properties"]["family"]["enum"] == [
-        "vae",
-        "gan",
-        "diffusion",
-        "autoregressive",
-    ]
+    model = defs["PipelineConfig"]["properties"]["model"]["properties"]  # one form, a dropdown
+    assert model["family"]["enum"] == ["vae", "gan", "diffusion", "autoregressive"]
+    assert model["diffusion"]["description"].startswith("options of the diffusion family")
     assert "ring8" in defs["DataConfig"]["properties"]["source"]["enum"]
     slots = defs["LossSlots"]["properties"]
     assert slots["adversarial"]["anyOf"][0]["properties"]["name"]["enum"] == [

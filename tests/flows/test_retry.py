@@ -8,7 +8,7 @@ from flows.retry import retry_on_io
 from genai.data.sources import DataError
 from genai.storage import StoreError
 from genai.strict import ConfigError
-from genai.train.launcher import TrainError
+from genai.train.trainer import TrainError
 
 
 class FailedState:

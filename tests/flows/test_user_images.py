@@ -141,7 +141,7 @@ def test_every_family_trains_evaluates_and_generates_on_a_colour_folder(colour, 
         assert ev.sampler == "ddim 20 steps"  # the fast sampler, capped at the timesteps
     out = generate(store, run_id, GenerateConfig(n=16))
     assert not_blank(store.read_bytes(f"samples/{run_id}/grid.png")) > 20
-    assert out["n"] == 16
+    assert out.n == 16
 
 
 def test_a_colour_folder_on_s3(bucket, tmp_path):

@@ -240,7 +240,7 @@ def test_ids_of_earlier_configs_stay_as_they_were(tmp_path):
     data.image_labels existed (the sweep's: with the search space of that time)."""
     from genai.config import SweepConfig
     from genai.pipeline import pipeline_id_for
-    from genai.runs import run_id_for
+    from genai.train.runs import run_id_for
     from genai.tune.record import sweep_id_for
 
     run = load_config(RunConfig, "configs/vae.yaml")
@@ -269,3 +269,20 @@ def test_ids_of_earlier_configs_stay_as_they_were(tmp_path):
     made = load_config(RunConfig, tmp_path / "ar.yaml",
                        overrides=["model.autoregressive.body=made"])  # fmt: skip
     assert run_id_for(made, "v1") != "autoregressive-e98c5d2e58cf"
+
+
+def test_model_options_are_per_family():
+    """model.gan, model.diffusion, model.autoregressive: each only where model.family takes it."""
+    msg = error_of(RunConfig, {"model.family": "gan", "model.diffusion.timesteps": 10})
+    assert (
+        "model.diffusion.timesteps: an option of the diffusion family, but model.family is 'gan'"
+        " (the gan family takes arch, class_path, gan); set model.family: diffusion, or leave it"
+        " out"
+    ) in msg
+    assert "model.gan.n_critic: an option of the gan family, but model.family is 'vae'" in (
+        error_of(RunConfig, {"model.gan.n_critic": 2})
+    )
+    # what the UI's form sends for a family's section it leaves empty says nothing
+    cfg = RunConfig.model_validate({"model": {"family": "gan", "diffusion": None}})
+    assert cfg.model.gan.n_critic == 1 and "diffusion" not in cfg.model.model_dump()
+    assert RunConfig.model_validate({"model": {"arch": {"width": 8}}}).model.family == "vae"

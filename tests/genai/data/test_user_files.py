@@ -307,7 +307,7 @@ def test_a_folder_smaller_than_one_batch_gets_its_feature_network(tmp_path):
     assert 0 <= meta["pretext_accuracy"] <= 1 and meta["spec"]["steps"] == 20
 
 
-def test_one_command_trains_a_feature_network_and_another_waits(tmp_path, monkeypatch):
+def test_one_command_trains_a_feature_network_and_another_waits(tmp_path):
     """Its lease: a second command meanwhile waits (or, with --no-wait, says who holds it)."""
     from genai import layout
     from genai.data.feature_spec import trained
@@ -318,12 +318,12 @@ def test_one_command_trains_a_feature_network_and_another_waits(tmp_path, monkey
     cfg = DataConfig(source="images", uri=digit_images(tmp_path / "imgs", n=60))
     prepared = prepare(cfg, store, features=False)
     key = features_key(prepared.manifest)
-    with hold(store, layout.lease(key), "another command's feature network"):
-        monkeypatch.setenv("GENAI_NO_WAIT", "1")
-        with pytest.raises(LeaseHeld, match="feature network .* is being produced by"):
-            ensure_feature_net(store, prepared.key)
+    with (
+        hold(store, layout.lease(key), "another command's feature network"),
+        pytest.raises(LeaseHeld, match="feature network .* is being produced by"),
+    ):
+        ensure_feature_net(store, prepared.key, wait=False)
     assert not trained(store, prepared.manifest)  # nothing written by the one that stopped
-    monkeypatch.delenv("GENAI_NO_WAIT")
     assert ensure_feature_net(store, prepared.key).net.num_features == 64  # free: trains
 
 

@@ -93,7 +93,7 @@ def test_generated_digits_load_and_map_back(digits_store):
     assert grid.ndim == 3 and grid.shape[0] > 100 and grid.std() > 0.05
     assert digits_store.exists("samples/digits-vae/loss_curve.png")
     again = generate(digits_store, "digits-vae", GenerateConfig(n=36, seed=3))
-    assert again["files"]["samples"] == out["files"]["samples"]
+    assert again.reused and again.files["samples"] == out.files["samples"]
     frame2 = pd.read_parquet(io.BytesIO(digits_store.read_bytes(key)))
     assert np.array_equal(np.stack(frame2["x"]), np.stack(frame["x"]))  # seeded
 
@@ -111,7 +111,7 @@ def test_ring8_evaluation_and_scatter(tmp_path):
     assert ev.metrics["modes"] >= 6, ev.metrics
     assert ev.metrics["mmd2"] < 0.05 and ev.floors["mmd2"] < ev.metrics["mmd2"] + 0.01
     out = generate(store, "ring-diffusion", GenerateConfig(n=500))
-    assert "scatter" in out["files"]
+    assert "scatter" in out.files
     png = mpimg.imread(io.BytesIO(store.read_bytes("samples/ring-diffusion/scatter.png")))
     assert png.shape[0] > 200
 

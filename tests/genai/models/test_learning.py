@@ -10,7 +10,8 @@ from genai.config import DataConfig, RunConfig
 from genai.configfile import load_config
 from genai.data.sources import load_builtin
 from genai.models import DataSpec, build_model
-from genai.train.loop import FitData, fit, minibatches, validation_loss
+from genai.train.loop import fit, minibatches, validation_loss
+from genai.train.state import FitData
 
 
 @pytest.fixture(scope="module")

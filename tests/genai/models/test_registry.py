@@ -13,17 +13,22 @@ from genai.strict import ConfigError
 
 IMAGE = DataSpec((8, 8), "image", 0.0, 1.0)
 POINTS = DataSpec((2,), "points", -2.0, 2.0)
-TINY = {
+TINY_ARCH = {
     "model.arch.width": 8,
     "model.arch.depth": 1,
     "model.arch.latent_dim": 3,
     "model.arch.d_model": 16,
     "model.arch.heads": 2,
     "model.arch.layers": 1,
-    "model.diffusion.timesteps": 10,
-    "model.diffusion.sample_steps": 4,
-    "model.autoregressive.bins": 8,
 }
+TINY_OPTIONS = {  # each family's own options (model.<family>.*), only where they apply
+    "diffusion": {"model.diffusion.timesteps": 10, "model.diffusion.sample_steps": 4},
+    "autoregressive": {"model.autoregressive.bins": 8},
+}
+
+
+def tiny(family: str) -> dict:
+    return {**TINY_ARCH, "model.family": family, **TINY_OPTIONS.get(family, {})}
 
 
 def tiny_features(x: torch.Tensor) -> list[torch.Tensor]:
@@ -47,9 +52,7 @@ def combos():
 
 @pytest.mark.parametrize(("family", "body", "extra"), list(combos()))
 def test_build_step_backward_sample(family, body, extra):
-    cfg = load_config(
-        RunConfig, data={**TINY, "model.family": family, "model.arch.body": body, **extra}
-    )
+    cfg = load_config(RunConfig, data={**tiny(family), "model.arch.body": body, **extra})
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.loss, IMAGE, features=tiny_features)
     batch = torch.rand(5, 8, 8)
@@ -73,7 +76,7 @@ def test_build_step_backward_sample(family, body, extra):
 
 @pytest.mark.parametrize("family", list(FAMILY_SLOTS))
 def test_points_with_mlp(family):
-    cfg = load_config(RunConfig, data={**TINY, "model.family": family})
+    cfg = load_config(RunConfig, data={**tiny(family)})
     model = build_model(cfg.model, cfg.loss, POINTS)
     terms = model(torch.randn(7, 2), model.players[0])
     terms.total.backward()
@@ -103,7 +106,7 @@ def test_gan_critic_steps_per_generator_step():
     cfg = load_config(
         RunConfig,
         data={
-            **TINY,
+            **TINY_ARCH,
             "model.family": "gan",
             "loss.adversarial.name": "wasserstein",
             "model.gan.n_critic": 3,
@@ -122,7 +125,7 @@ def test_the_activation_lever_sets_the_mlp_bodies(family, activation):
 
     cfg = load_config(
         RunConfig,
-        data={**TINY, "model.family": family, "model.arch.activation": activation},
+        data={**tiny(family), "model.arch.activation": activation},
     )
     model = build_model(cfg.model, cfg.loss, POINTS)
     body = {"vae": "decoder", "gan": "generator", "diffusion": "eps"}[family]
@@ -145,7 +148,7 @@ def test_gan_critic_pays_the_named_penalty_on_its_input_gradient(penalty):
     from genai.losses import gradient_penalty, r1_penalty
 
     gan = {"model.family": "gan", "loss.gradient_penalty": {"name": penalty, "weight": 3.0}}
-    cfg = load_config(RunConfig, data={**TINY, **gan})
+    cfg = load_config(RunConfig, data={**TINY_ARCH, **gan})
     model = build_model(cfg.model, cfg.loss, POINTS)
     batch = torch.randn(16, 2)
     torch.manual_seed(5)
@@ -165,7 +168,7 @@ def test_autoregressive_bodies_see_only_earlier_values(body):
     """model.autoregressive.body: row i of the logits is a function of tokens < i alone (each
     later token changed, row i stays; an earlier one changed, it moves), so one pass gives every
     conditional; the model steps and samples with either body."""
-    cfg = load_config(RunConfig, data={**TINY, "model.family": "autoregressive",
+    cfg = load_config(RunConfig, data={**tiny("autoregressive"),
                                        "model.autoregressive.body": body})  # fmt: skip
     torch.manual_seed(0)
     model = build_model(cfg.model, cfg.loss, IMAGE)
@@ -191,7 +194,7 @@ def test_made_hidden_layers_reach_every_token(width):
     """Fewer hidden units than tokens (8 for 64 pixels) still spread their degrees over every
     token: with the direct skip zeroed, the last row moves with each earlier token, the first
     as with the last but one; 200 units cycle through the degrees."""
-    cfg = load_config(RunConfig, data={**TINY, "model.family": "autoregressive",
+    cfg = load_config(RunConfig, data={**tiny("autoregressive"),
                                        "model.autoregressive.body": "made",
                                        "model.arch.width": width})  # fmt: skip
     torch.manual_seed(0)

@@ -16,7 +16,10 @@ from genai.models import DataSpec, build_model
 from genai.strict import ConfigError
 from genai.train import checkpoint
 from genai.train.ema import EMA
-from genai.train.loop import FitData, Hook, Session, fit, lr_factor
+from genai.train.hooks import Hook
+from genai.train.loop import fit, lr_factor
+from genai.train.session import Session
+from genai.train.state import FitData
 
 
 def test_ema_matches_its_closed_form():

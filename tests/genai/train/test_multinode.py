@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from genai.runs import history_of
 from genai.storage import ArtifactStore
+from genai.train.runs import history_of
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow

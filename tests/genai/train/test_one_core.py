@@ -16,7 +16,7 @@ from genai.storage import ArtifactStore
 from genai.train import checkpoint
 from genai.train.launcher import train, train_local
 from genai.train.loop import fit
-from genai.train.worker import load_fit_data
+from genai.train.state import load_fit_data
 from genai.tune.sweep import sweep
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]
@@ -92,7 +92,23 @@ def calls(name: str) -> list[str]:
 
 def test_one_epoch_loop_one_worker_function_one_trainer_builder():
     assert calls("train_epoch") == ["genai/train/loop.py"]  # the epoch loop: run_epoch
-    assert calls("TorchTrainer") == ["genai/train/launcher.py"]  # build_trainer
+    assert calls("TorchTrainer") == ["genai/train/trainer.py"]  # build_trainer
+    # one checkpoint format, written in one place (a run's, a trial's and a local fit's alike);
+    # the other torch.save is the feature network's model.pt, which is no checkpoint
+    torch_saves = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "genai").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "save"
+        and getattr(node.func.value, "id", None) == "torch"
+    )
+    assert torch_saves == [
+        "genai/data/features.py",
+        "genai/train/checkpoint.py",
+        "genai/train/checkpoint.py",
+    ]
     assert calls("prepare_model") == ["genai/train/worker.py"]
     # the loop reports through its session; Ray Train's and Tune's report sit in the two sessions
     assert set(calls("report")) == {

@@ -10,11 +10,12 @@ import torch
 from genai.config import RunConfig
 from genai.configfile import load_config
 from genai.data.sources import DataError
-from genai.runs import history_of
 from genai.storage import ArtifactStore
 from genai.strict import ConfigError
 from genai.train import checkpoint
-from genai.train.launcher import TrainError, train
+from genai.train.launcher import train
+from genai.train.runs import history_of
+from genai.train.trainer import TrainError
 from tests.faults import DieOnce
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_cluster")]

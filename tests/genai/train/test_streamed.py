@@ -15,7 +15,7 @@ from genai.configfile import load_config
 from genai.data.dataset import SplitReader
 from genai.data.prepare import prepare
 from genai.storage import ArtifactStore
-from genai.train.loop import EpochContext, Hook
+from genai.train.hooks import EpochContext, Hook
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]
 WIDTH = 1024  # values a row: 4 KB

@@ -1,17 +1,25 @@
-"""Run bookkeeping: deterministic run ids, the resolved config, metrics as a long Parquet table."""
+"""A run in the store: its id, its resolved config, its metrics table and its result.
+
+``runs/{run_id}/`` holds ``config.json`` (the resolved config and the dataset), ``metrics.parquet``
+(one row per epoch and term, rewritten by rank 0 after every checkpoint), ``checkpoints/`` and
+``result.json``, written last: a run with it is finished and is never trained again; a run
+without it resumes from its last checkpoint. Everything here reads or writes JSON and Parquet
+alone (no torch, no Ray), so a command answers a finished run from the store at once.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
 
 from genai import layout
-from genai.config import RunConfig, identity
+from genai.config import RunConfig, identity, stored_config
+from genai.data.prepare import locate
 from genai.storage import ArtifactStore, StoreError
 
 
@@ -27,6 +35,12 @@ def run_id_for(cfg: RunConfig, dataset_version: str) -> str:
     return f"{cfg.model.family}-{digest}"
 
 
+# ------------------------------------------------------------------------------------- metrics
+METRICS_SCHEMA = pa.schema(
+    [("run_id", pa.string()), ("epoch", pa.int64()), ("term", pa.string()), ("value", pa.float64())]
+)
+
+
 def metrics_table(run_id: str, history: Iterable[Mapping[str, float]]) -> pa.Table:
     """One row per epoch per logged term: run_id, epoch, term, value."""
     rows: dict[str, list] = {"run_id": [], "epoch": [], "term": [], "value": []}
@@ -38,15 +52,7 @@ def metrics_table(run_id: str, history: Iterable[Mapping[str, float]]) -> pa.Tab
             rows["epoch"].append(int(entry["epoch"]))
             rows["term"].append(term)
             rows["value"].append(float(value))
-    schema = pa.schema(
-        [
-            ("run_id", pa.string()),
-            ("epoch", pa.int64()),
-            ("term", pa.string()),
-            ("value", pa.float64()),
-        ]
-    )
-    return pa.table(rows, schema=schema)
+    return pa.table(rows, schema=METRICS_SCHEMA)
 
 
 def write_metrics(store: ArtifactStore, run_id: str, history: list[Mapping[str, float]]) -> str:
@@ -64,6 +70,37 @@ def history_of(table: pa.Table) -> list[dict[str, float]]:
     ):
         out.setdefault(epoch, {"epoch": epoch})[term] = value
     return [out[e] for e in sorted(out)]
+
+
+def read_history(store: ArtifactStore, run_id: str) -> list[dict[str, float]]:
+    """The run's epochs so far (none when it has not written metrics yet)."""
+    key = layout.run_metrics(run_id)
+    return history_of(store.read_table(key)) if store.exists(key) else []
+
+
+# ------------------------------------------------------------------------------ config, result
+def write_config(store: ArtifactStore, run_id: str, cfg: RunConfig, dataset: dict[str, Any]) -> str:
+    """``config.json``: the resolved config and the dataset's summary (name, version, ...)."""
+    payload = {"run_id": run_id, "config": cfg.model_dump(mode="json"), "dataset": dataset}
+    return store.write_json(layout.run_config(run_id), payload)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """A run's ``config.json``: its config (stored by any genai version) and dataset."""
+
+    run_id: str
+    config: RunConfig
+    dataset: dict[str, Any]
+
+    @property
+    def dataset_key(self) -> str:
+        return layout.dataset(self.dataset["dataset"], self.dataset["version"])
+
+
+def read_config(store: ArtifactStore, run_id: str) -> StoredRun:
+    saved = store.read_json(layout.run_config(run_id))
+    return StoredRun(run_id, stored_config(saved["config"]), saved["dataset"])
 
 
 @dataclass(frozen=True)
@@ -87,9 +124,24 @@ class TrainResult:
             "metrics": self.metrics,
         }
 
+    def record(self) -> dict[str, Any]:
+        """What ``genai train`` and ``api.train`` return."""
+        return self.summary() | {
+            "reused": self.reused,
+            "resumed_from_epoch": self.resumed_from_epoch,
+        }
+
+
+def write_result(store: ArtifactStore, result: TrainResult, seconds: float) -> str:
+    """``result.json``, written last: the run is finished."""
+    saved = {k: v for k, v in asdict(result).items() if k != "reused"}
+    return store.write_json(
+        layout.run_result(result.run_id), {**saved, "train_s": round(seconds, 2)}
+    )
+
 
 def finished_run(store: ArtifactStore, run_id: str) -> TrainResult | None:
-    """The result of a finished run (its result.json), or None."""
+    """The result of a finished run (its result.json), or None: the one place this is asked."""
     key = layout.run_result(run_id)
     if not store.exists(key):
         return None
@@ -101,51 +153,14 @@ def finished_run(store: ArtifactStore, run_id: str) -> TrainResult | None:
 def find_finished(cfg: RunConfig, store: ArtifactStore) -> TrainResult | None:
     """The finished run ``cfg`` names, looked up without Ray: the dataset's content hash (the
     source is read, nothing is prepared) gives the run id, its result.json the answer."""
-    from genai.data.prepare import locate
-
     return finished_run(store, run_id_for(cfg, locate(cfg.data).version))
-
-
-def dataset_key_of(saved_config: dict[str, Any]) -> str:
-    ds = saved_config["dataset"]
-    return layout.dataset(ds["dataset"], ds["version"])
-
-
-def needs_features(cfg: RunConfig) -> bool:
-    """Whether a loss slot uses the dataset's domain feature network."""
-    return any(spec.name == "perceptual" for spec in cfg.loss.values())
-
-
-def load_trained(store: ArtifactStore, run_id: str):
-    """(model in eval mode with its newest weights, RunConfig, dataset manifest, dataset key)."""
-    from genai.data.dataset import read_manifest
-    from genai.models import DataSpec, build_model
-    from genai.train import checkpoint
-
-    check_run(store, run_id)
-    saved = store.read_json(layout.run_config(run_id))
-    cfg = RunConfig.model_validate(saved["config"])
-    dkey = dataset_key_of(saved)
-    manifest = read_manifest(store, dkey)
-    state = checkpoint.read_latest(store, layout.run_checkpoints(run_id))
-    features = None
-    if needs_features(cfg):
-        from genai.data.prepare import ensure_feature_net
-
-        features = ensure_feature_net(store, dkey).net.layers
-    model = build_model(cfg.model, cfg.loss, DataSpec.from_manifest(manifest), features=features)
-    model.load_state_dict(checkpoint.model_state(state))
-    model.eval()
-    return model, cfg, manifest, dkey
 
 
 def check_run(store: ArtifactStore, run_id: str) -> None:
     """Fail fast, naming the run, when it does not exist or has no checkpoint yet."""
-    from genai.train import checkpoint
-
     if not store.exists(layout.run_config(run_id)):
         listed = ", ".join(layout.run_ids(store.list(layout.RUNS))[:10]) or "none"
         raise StoreError(f"no run {run_id!r} in {store.uri} (runs there: {listed})")
-    if checkpoint.latest_key(store, layout.run_checkpoints(run_id)) is None:
+    if layout.newest_state(store.list(layout.run_checkpoints(run_id))) is None:
         where = store.key_uri(layout.run(run_id))
         raise StoreError(f"run {run_id} has no checkpoint under {where}")

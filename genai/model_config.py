@@ -1,0 +1,144 @@
+"""The model section of a run config: one class per family, chosen by ``model.family`` (as the
+losses are chosen by their ``name``), each with the options that apply to it; the network
+bodies (``model.arch``) are shared and sweepable."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from genai.strict import StrictModel
+
+Family = Literal["vae", "gan", "diffusion", "autoregressive"]
+FAMILIES: tuple[str, ...] = Family.__args__  # type: ignore[attr-defined]
+
+# Before model options were per family (a union on model.family), every config held every
+# family's options; the ids hashed them. The other families' sections, at the defaults they had,
+# are put back for the hash (frozen here: a later change of a default changes no stored id).
+FORMER_MODEL_SECTIONS: dict[str, dict[str, Any]] = {
+    "diffusion": {"timesteps": 100, "schedule": "cosine", "sampler": "ddpm", "sample_steps": 50},
+    "gan": {"n_critic": 1},
+    "autoregressive": {"bins": 64, "temperature": 1.0},  # body: a later field (LATER_DEFAULTS)
+}
+
+
+class ArchConfig(StrictModel):
+    """Network bodies; every field is sweepable."""
+
+    body: Literal["mlp", "conv"] = "mlp"
+    width: int = Field(
+        128, gt=0, description="hidden units (mlp, and autoregressive MADE) or base channels (conv)"
+    )
+    depth: int = Field(2, gt=0, description="hidden layers (mlp, MADE) or conv stages")
+    activation: Literal["silu", "relu", "leaky_relu", "gelu"] = Field(
+        "silu",
+        description="the MLP bodies' and MADE's nonlinearity (a GAN's critic: always leaky_relu)",
+    )
+    latent_dim: int = Field(8, gt=0, description="latent size of VAE and GAN")
+    layers: int = Field(2, gt=0, description="transformer layers (autoregressive)")
+    heads: int = Field(4, gt=0, description="attention heads (autoregressive)")
+    d_model: int = Field(64, gt=0, description="transformer width (autoregressive)")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> ArchConfig:
+        if self.d_model % self.heads:
+            raise ValueError(
+                f"d_model: {self.d_model} is not divisible by heads={self.heads};"
+                " pick d_model as a multiple of heads"
+            )
+        return self
+
+
+class DiffusionOptions(StrictModel):
+    timesteps: int = Field(100, gt=1)
+    schedule: Literal["linear", "cosine"] = "cosine"
+    sampler: Literal["ddpm", "ddim"] = "ddpm"
+    sample_steps: int = Field(50, gt=0, description="DDIM steps (DDPM uses every timestep)")
+
+
+class GanOptions(StrictModel):
+    n_critic: int = Field(1, gt=0, description="discriminator steps per generator step")
+
+
+class AutoregressiveOptions(StrictModel):
+    bins: int = Field(64, gt=1, description="quantisation levels per value")
+    temperature: float = Field(1.0, gt=0)
+    body: Literal["transformer", "made"] = Field(
+        "transformer",
+        description="the network giving each value's distribution from the values before it: a"
+        " causal transformer (arch.layers, heads, d_model), or MADE, a masked MLP (arch.width,"
+        " depth, activation) that is cheaper per step",
+    )
+
+
+class FamilyModel(StrictModel):
+    """What every family takes: the network bodies and, instead of the built-in family, your
+    own class. Each family adds its own options (``model.gan``, ``model.diffusion``,
+    ``model.autoregressive``); another family's options are an error that says so."""
+
+    family: Family
+    arch: ArchConfig = ArchConfig()
+    class_path: str | None = Field(
+        None,
+        description="your own family instead of the built-in one: 'module:Class', a subclass of"
+        " genai.models.GenerativeModel built as Class(model, losses, data, features=None); it"
+        " takes the loss slots of `family`. Imported from the working directory or the Python path",
+    )
+    options: ClassVar[str | None] = None  # the name of this family's own options section
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_left_out(cls, values: Any) -> Any:
+        """A form sends another family's section it leaves empty as null: that says nothing."""
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (k in FAMILIES and v is None)}
+        return values
+
+    @model_validator(mode="after")
+    def _class_path_names_a_family(self) -> FamilyModel:
+        if self.class_path is not None:
+            from genai.plugins import family_class
+
+            family_class(self.class_path)  # a ValueError naming model.class_path
+        return self
+
+    @classmethod
+    def misplaced(cls, name: str) -> str | None:
+        """What is wrong with field ``name`` here when it is another family's options."""
+        if name not in FAMILIES:
+            return None
+        tag = cls.model_fields["family"].default
+        own = ", ".join(f for f in cls.model_fields if f != "family")
+        return (
+            f"an option of the {name} family, but model.family is {tag!r} (the {tag} family takes"
+            f" {own}); set model.family: {name}, or leave it out"
+        )
+
+
+class VaeModel(FamilyModel):
+    family: Literal["vae"] = "vae"
+
+
+class GanModel(FamilyModel):
+    family: Literal["gan"] = "gan"
+    gan: GanOptions = GanOptions()
+    options: ClassVar[str | None] = "gan"
+
+
+class DiffusionModel(FamilyModel):
+    family: Literal["diffusion"] = "diffusion"
+    diffusion: DiffusionOptions = DiffusionOptions()
+    options: ClassVar[str | None] = "diffusion"
+
+
+class AutoregressiveModel(FamilyModel):
+    family: Literal["autoregressive"] = "autoregressive"
+    autoregressive: AutoregressiveOptions = AutoregressiveOptions()
+    options: ClassVar[str | None] = "autoregressive"
+
+
+# the model section: one class per family, chosen by model.family (as the losses by their name)
+ModelConfig = Annotated[
+    VaeModel | GanModel | DiffusionModel | AutoregressiveModel, Field(discriminator="family")
+]

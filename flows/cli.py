@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ import typer
 
 from flows import api
 from flows.console import Console, active, terminal
+from genai.config import PipelineConfig
+from genai.configfile import load_config
 from genai.errors import UserError
 from genai.evaluate.names import KID_NOTE
 from genai.progress import say
+from genai.storage import ArtifactStore
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -313,23 +317,18 @@ def serve(
     stopped: with the Prefect server of PREFECT_API_URL, else the local one genai commands share;
     their flows join the Ray of RAY_ADDRESS, else the local one genai commands share. Open the
     Prefect UI to launch runs with typed forms."""
-    from genai.config import PipelineConfig
-    from genai.configfile import load_config
-    from genai.storage import ArtifactStore
+    # imported when serving: every command imports this module, and these load Ray and Prefect
+    from flows.deployments import serve as serve_deployments
+    from flows.services import prefect_server
+    from genai.cluster import local_head
 
     pipeline = load_config(PipelineConfig, config) if config else None
     store_uri = ArtifactStore(store).uri if store else None
-    from flows.services import prefect_server
-
     server = prefect_server()
     server.wait()
     os.environ["PREFECT_API_URL"] = server.url
     if not os.environ.get("RAY_ADDRESS"):  # flow runs (subprocesses) join it: one Ray here
-        from genai.cluster import local_head
-
         os.environ["RAY_ADDRESS"], _ = local_head()
-    from flows.deployments import serve as serve_deployments
-
     serve_deployments(cron=cron, store=store_uri, config=pipeline, limit=limit)
 
 
@@ -337,7 +336,7 @@ def serve(
 def down() -> None:
     """Stop the local Ray and Prefect server that genai commands share (they keep running
     between commands, so the next one starts in seconds)."""
-    from flows.services import down as stop
+    from flows.services import down as stop  # Ray's import: only for the command that needs it
 
     stopped = stop()
     print("stopped " + ", ".join(stopped) if stopped else "nothing was running", flush=True)
@@ -353,8 +352,6 @@ def main() -> None:
         print(f"error: {err}", file=terminal(), flush=True)
         raise SystemExit(2) from None
     except Exception as err:
-        import traceback
-
         traceback.print_exc()  # into the log file when the console points stderr there
         shown = active()
         hint = f" (traceback in {shown.path})" if shown and not shown.verbose else ""

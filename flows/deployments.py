@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect import serve as prefect_serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
 from flows.pipeline import pipeline_flow
 from flows.sweep import sweep_flow
 from flows.train import train_flow
@@ -29,8 +32,6 @@ def deployments(
     runs of each deployment run at once; more wait their turn (Prefect's ENQUEUE strategy:
     state AwaitingConcurrencySlot), so a burst of launches queues instead of fighting over the
     cluster's CPUs."""
-    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
-
     queue = ConcurrencyLimitConfig(limit=limit, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
     common: dict[str, Any] = {
         "enforce_parameter_schema": True,
@@ -76,7 +77,5 @@ def serve(
     limit: int = 1,
 ) -> None:
     """Register the deployments with the Prefect API and run their flows in this process."""
-    from prefect import serve as prefect_serve
-
     served = deployments(cron=cron, store=store, config=config, limit=limit)
     prefect_serve(*served, print_starting_message=True)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from genai.storage import StoreError
+
 
 def retry_on_io(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect retry condition: retry store and OS errors only. Configuration and data errors end
     the task, and so does a training failure: recovering runs is Ray's job (FailureConfig)."""
-    from genai.storage import StoreError
-
     try:
         state.result()
     except (StoreError, OSError):

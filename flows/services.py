@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 
 from genai import daemon
+from genai.cluster import HEAD, local_head, stop_head
 from genai.progress import say
 
 PREFECT = "prefect"
@@ -21,8 +23,6 @@ STARTING_S = 120  # a server that has not answered this long after its start nev
 
 
 def _healthy(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
             return response.status == 200
@@ -66,8 +66,6 @@ def prefect_server() -> PrefectServer:
 def services(ray_address: str | None) -> str:
     """Make sure a Prefect server and a Ray cluster are there; point this process at them and
     say which. Returns the Ray address the flows should join."""
-    from genai.cluster import local_head
-
     prefect = prefect_server()  # starts in the background ...
     if ray_address is None:  # ... while Ray starts
         ray_address, started = local_head()
@@ -87,7 +85,5 @@ def services(ray_address: str | None) -> str:
 
 def down() -> list[str]:
     """Stop the shared local services; the names of those that were running."""
-    from genai.cluster import HEAD, stop_head
-
     stopped = [HEAD] if stop_head() else []
     return stopped + ([PREFECT] if daemon.stop(PREFECT) else [])

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from genai.plugins import family_class
 from genai.strict import StrictModel
 
 Family = Literal["vae", "gan", "diffusion", "autoregressive"]
@@ -98,8 +99,6 @@ class FamilyModel(StrictModel):
     @model_validator(mode="after")
     def _class_path_names_a_family(self) -> FamilyModel:
         if self.class_path is not None:
-            from genai.plugins import family_class
-
             family_class(self.class_path)  # a ValueError naming model.class_path
         return self
 

@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw
 
 
 def _png(fig) -> bytes:
@@ -62,8 +63,6 @@ def image_grid(
     """A PNG of image samples in data units (``value_range``: the data's low and high), with
     real rows beside them when given, a title strip above: pixels drawn as they are, each
     image scaled up to at least 64 pixels with nearest-neighbour copies."""
-    from PIL import Image, ImageDraw
-
     panels = [("samples", mosaic(images[:max_images], value_range))]
     if real is not None:
         panels.append(("real (test split)", mosaic(real[:max_images], value_range)))

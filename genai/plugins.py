@@ -42,6 +42,7 @@ def load(path: str, field: str) -> Any:
 def family_class(path: str) -> type:
     """The model family class ``path`` names: a subclass of :class:`genai.models.GenerativeModel`
     built as ``cls(model_config, losses, data_spec, features=None)``."""
+    # the one import back up the layers (tests/test_layering.py): models import the configs
     from genai.models.base import GenerativeModel
 
     cls = load(path, "model.class_path")

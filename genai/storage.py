@@ -51,7 +51,7 @@ def resolve_store_uri(uri: str | None = None) -> str:
 
 def s3_filesystem(*, connect_timeout: float = 5, read_timeout: float = 60, retries: int = 3):
     """An s3fs filesystem configured from the standard AWS environment, with bounded retries."""
-    import s3fs
+    import s3fs  # 0.3 s: only for an s3:// store
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3")
     fs = s3fs.S3FileSystem(

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from genai.storage import ArtifactStore
+from genai.progress import say
+from genai.storage import ArtifactStore, redact
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Tracking:
 
     def client(self):
         quiet()
-        from mlflow import MlflowClient
+        from mlflow import MlflowClient  # mlflow (1.0 s): only when a job tracks
 
         return MlflowClient(tracking_uri=self.uri)
 
@@ -84,8 +85,6 @@ class Tracking:
     @property
     def shown(self) -> str:
         """The URI without credentials, for messages."""
-        from genai.storage import redact
-
         return redact(self.uri)
 
 
@@ -106,7 +105,7 @@ def globals_kept() -> Iterator[None]:
     environment: every later job of the process (a notebook's next call, a test session's next
     command) would track there, whatever its own store."""
     quiet()
-    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._model_registry import utils as registry  # as above: when it tracks
     from mlflow.tracking._tracking_service import utils as service
 
     names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_TOKEN")
@@ -128,7 +127,6 @@ def warn(tracking: Tracking, what: str) -> None:
     if tracking.uri in _broken:
         return
     _broken.add(tracking.uri)
-    from genai.progress import say
 
     say(
         "tracking",
@@ -191,14 +189,14 @@ class TrackedRun:
     run_id: str
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # when it tracks
 
         now = int(time.time() * 1000)
         values = numeric(metrics)
         self._batches("metrics", [Metric(k, v, now, step or 0) for k, v in values.items()], 1000)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
+        from mlflow.entities import Param  # when it tracks
 
         self._batches("params", [Param(k, str(v)[:6000]) for k, v in flatten(params).items()], 100)
 

@@ -18,10 +18,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 
 from genai.config import DataConfig
+from genai.data.shapes import SIZE
 from genai.data.sources import DataError
 from genai.data.split import SPLITS
+from genai.storage import StoreError, s3_filesystem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 UNIT_BYTES = 16 << 20  # rows per read unit (and per written row group): about 16 MB as float32
@@ -39,10 +42,6 @@ def is_s3(uri: str) -> bool:
 
 def open_fs(uri: str, field: str = "data.uri"):
     """(fsspec filesystem, path) of a local or s3:// location that exists."""
-    from fsspec.implementations.local import LocalFileSystem
-
-    from genai.storage import StoreError, s3_filesystem
-
     if is_s3(uri):
         fs, path = s3_filesystem(), uri.split("://", 1)[1]
     else:
@@ -100,8 +99,6 @@ def list_source(cfg: DataConfig) -> Listing:
     """List a streamed source's files (no row is read); a clear error when there are none."""
     params: dict[str, Any] = {"source": cfg.source}
     if cfg.source == "shapes":
-        from genai.data.shapes import SIZE
-
         return Listing("", "", (), {**params, "n": cfg.n or SHAPES_N, "size": SIZE})
     uri = cfg.uri or ""
     params["uri"] = uri

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import ray.data
+from ray.data import SaveMode
+from ray.data.datasource import FilenameProvider
 
 from genai.config import DataConfig
 from genai.data.chunks import empty_stats, finish_stats, merge_stats
@@ -86,7 +89,6 @@ def normalise_batch(
 
 def part_names():
     """``part-00000.parquet`` per write task, as the store layout names them."""
-    from ray.data.datasource import FilenameProvider
 
     class PartNames(FilenameProvider):
         def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
@@ -100,8 +102,6 @@ class InMemory:
     normalised write (:meth:`write`) once the caller has chosen the normalisation."""
 
     def __init__(self, source: SourceData, cfg: DataConfig) -> None:
-        import ray.data
-
         n = len(source.values)
         codes = source.codes if source.codes is not None else (
             split_codes(source.labels, n, cfg.split, cfg.seed)
@@ -120,8 +120,6 @@ class InMemory:
         return combine_stats(parts.take_all(), self.width)
 
     def write(self, store: ArtifactStore, tmp: str, norm: dict, metadata: dict) -> None:
-        from ray.data import SaveMode
-
         fs, _ = store.arrow_filesystem()
         self.ds.map_batches(
             normalise_batch,

@@ -20,9 +20,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from PIL import Image
 
 from genai.config import DataConfig
+from genai.data import shapes
 from genai.data.files import (
     GREY_MODES,
     Listing,
@@ -40,8 +43,6 @@ PANDAS_INDEX = re.compile(r"__index_level_\d+__")  # a pandas index saved as a c
 
 def _image_header(listing: Listing) -> tuple[tuple[int, ...], str, str]:
     """(shape, "grey" or "colour", mode) from the folder's first image."""
-    from PIL import Image
-
     fs, _ = open_fs(listing.uri)
     first = listing.files[0][0]
     try:
@@ -111,8 +112,6 @@ def plan_images(cfg: DataConfig, listing: Listing) -> tuple[Plan, list[Unit], st
 
 
 def plan_shapes(cfg: DataConfig, listing: Listing) -> tuple[Plan, list[Unit]]:
-    from genai.data import shapes
-
     n, size = listing.params["n"], listing.params["size"]
     sizes: Counter = Counter()
     units = []
@@ -180,8 +179,6 @@ def _first_width(cfg: DataConfig, listing: Listing, columns: tuple, rel: str) ->
             if first is None:
                 raise DataError(f"data.uri: {rel} in {cfg.uri} has no rows")
         else:
-            import pyarrow.csv as pacsv
-
             opts = pacsv.ConvertOptions(include_columns=list(columns))
             first = pacsv.open_csv(fh, convert_options=opts).read_next_batch()
     try:
@@ -201,8 +198,6 @@ def plan_tabular(cfg: DataConfig, listing: Listing) -> tuple[Plan, list[Unit]]:
                  for k, (rel, g, rows) in enumerate(groups) if rows]  # fmt: skip
         first = units[0].files[0]  # the first file with rows gives the width
     else:
-        import pyarrow.csv as pacsv
-
         rel = listing.files[0][0]
         try:
             with fs.open(listing.path(rel), "rb") as fh:

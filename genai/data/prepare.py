@@ -202,7 +202,7 @@ def _write(
     manifest: dict[str, Any] = {}
     with store.staging(key) as tmp:
         if located.source is not None:
-            from genai.data.in_memory import InMemory
+            from genai.data.in_memory import InMemory  # Ray Data: when writing
 
             source = located.source
             data = InMemory(source, cfg)
@@ -217,7 +217,7 @@ def _write(
                          "modes": source.modes.tolist() if source.modes is not None else None,
                          "mode_std": source.mode_std}  # fmt: skip
         else:
-            from genai.data.streamed import write_streamed
+            from genai.data.streamed import write_streamed  # Ray: when writing
 
             def fitted(train: dict[str, Any]) -> dict[str, Any]:
                 return normalisation(cfg.normalise, "image" if cfg.image else "", train)

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from PIL import Image
 
+from genai.data import shapes
 from genai.data.files import GREY_MODES, PIXEL_RANGE, Plan, Unit, is_s3, open_fs
 
 
@@ -74,8 +77,6 @@ def label_codes(raw: np.ndarray, plan: Plan, where: str) -> np.ndarray:
 
 
 def _image(data: bytes, rel: str, plan: Plan) -> np.ndarray:
-    from PIL import Image
-
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
@@ -178,8 +179,6 @@ def parquet_tables(plan: Plan, unit: Unit) -> Iterator[pa.Table]:
 
 def csv_tables(plan: Plan, unit: Unit) -> Iterator[pa.Table]:
     """The unit's CSV file (value and label columns), a table per block."""
-    import pyarrow.csv as pacsv
-
     fs, _ = open_fs(plan.uri)
     path = f"{plan.root.rstrip('/')}/{unit.files[0]}" if unit.files[0] else plan.root
     options = pacsv.ConvertOptions(include_columns=_wanted(plan))
@@ -223,8 +222,6 @@ def npy_tables(plan: Plan, unit: Unit) -> Iterator[pa.Table]:
 
 
 def _shapes(plan: Plan, unit: Unit) -> Iterator[Chunk]:
-    from genai.data import shapes
-
     images, labels = shapes.chunk(unit.index, unit.stop, seed=plan.seed, size=plan.shape[-1])
     values = images.transpose(0, 3, 1, 2).reshape(len(images), -1).astype(np.float32)
     rows, within = _Numbering(unit)(labels)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 SHAPES = ("circle", "square", "triangle")
 CHUNK = 1024  # images generated per chunk (a read unit of the streamed preparation)
@@ -55,8 +56,6 @@ def chunk(index: int, n: int, *, seed: int, size: int = 32) -> tuple[np.ndarray,
 
 def save_folder(root: str | Path, n: int, *, seed: int = 0, size: int = 32) -> Path:
     """Write ``n`` shape images as PNGs in a subfolder per shape; the folder's path."""
-    from PIL import Image
-
     root = Path(root)
     for name in SHAPES:
         (root / name).mkdir(parents=True, exist_ok=True)

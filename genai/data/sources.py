@@ -86,7 +86,7 @@ def load_builtin(cfg: DataConfig) -> SourceData:
     n, seed = cfg.n or DEFAULT_N, cfg.seed
     params: dict[str, Any] = {"source": cfg.source, "seed": seed}
     if cfg.source == "digits":
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # sklearn: 0.95 s, for its sources only
 
         digits = load_digits()
         values = digits.images.astype(np.float32)  # (1797, 8, 8), values 0..16
@@ -99,14 +99,14 @@ def load_builtin(cfg: DataConfig) -> SourceData:
         values, labels = gaussian_mixture(modes, std, n, seed)
         return SourceData(values, labels, "points", params, modes=modes, mode_std=std)
     if cfg.source == "moons":
-        from sklearn.datasets import make_moons
+        from sklearn.datasets import make_moons  # sklearn: 0.95 s, for its sources only
 
         values, labels = make_moons(n_samples=n, noise=0.05, random_state=seed)
         return SourceData(values.astype(np.float32), labels.astype(np.int64), "points", params)
     if cfg.source == "photos":
         return photo_patches(cfg)
     if cfg.source == "swissroll":
-        from sklearn.datasets import make_swiss_roll
+        from sklearn.datasets import make_swiss_roll  # sklearn: 0.95 s, for its sources only
 
         values, _ = make_swiss_roll(n_samples=n, noise=0.25, random_state=seed)
         return SourceData(values[:, [0, 2]].astype(np.float32), None, "points", params)
@@ -124,7 +124,7 @@ def photo_patches(cfg: DataConfig) -> SourceData:
     is cut every 8 pixels wherever all its pixels lie in one split's blocks, so no pixel is in
     two splits, and the held-out blocks are scattered over the whole photo. The patches come in
     a seeded random order."""
-    from sklearn.datasets import load_sample_images
+    from sklearn.datasets import load_sample_images  # sklearn: 0.95 s, for its sources only
 
     photos = load_sample_images()
     names = [n.rsplit("/", 1)[-1].removesuffix(".jpg") for n in photos.filenames]

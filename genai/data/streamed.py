@@ -23,7 +23,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from genai.config import DataConfig
+import ray
+
+from genai.config import DataConfig, SplitConfig
 from genai.data import chunks, plans
 from genai.data.files import PIXEL_RANGE, Listing, Plan, Unit
 from genai.data.sources import DataError
@@ -44,8 +46,6 @@ def run_tasks(
     noun: str,
 ) -> None:
     """``fn(plan, unit)`` as a Ray task per unit, results handed to ``on_result`` as they come."""
-    import ray
-
     remote = ray.remote(num_cpus=1, max_retries=2)(fn)
     plan_ref = ray.put(plan)
     window = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
@@ -114,8 +114,6 @@ def planned(cfg: DataConfig, listing: Listing) -> tuple[Plan, list[Unit], str]:
 
 def split_rows(plan: Plan) -> tuple[int, int, int]:
     """Rows each split will get, from the class sizes alone."""
-    from genai.config import SplitConfig
-
     split = SplitConfig(**plan.split)
     val = test = 0
     for k in plan.sizes.values():

@@ -8,6 +8,8 @@ from functools import partial
 import torch
 from torch import Tensor
 
+from genai.losses.probabilistic import bce_with_logits, cross_entropy
+
 
 def _per_sample(elementwise: Tensor) -> Tensor:
     return elementwise.flatten(1).sum(1).mean()  # (B, ...) -> scalar
@@ -37,8 +39,6 @@ def mean_of(loss_fn, pred: Tensor, target: Tensor, **kw) -> Tensor:
 
 def pointwise_loss(spec) -> Callable[[Tensor, Tensor], Tensor]:
     """The ``(pred, target) -> loss`` function a reconstruction, noise or nll slot names."""
-    from genai.losses.probabilistic import bce_with_logits, cross_entropy
-
     match spec.name:
         case "mse":
             return mse_loss

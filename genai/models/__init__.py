@@ -18,6 +18,7 @@ from genai.models.base import DataSpec, GenerativeModel
 from genai.models.diffusion import Diffusion
 from genai.models.gan import GAN
 from genai.models.vae import VAE
+from genai.plugins import family_class
 
 
 def build_model(
@@ -35,8 +36,6 @@ def build_model(
             f" {list(data.shape)}: use body 'mlp'"
         )
     if model.class_path is not None:
-        from genai.plugins import family_class
-
         return family_class(model.class_path)(model, losses, data, features=features)
     match model:
         case VaeModel():

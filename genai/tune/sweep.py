@@ -20,6 +20,8 @@ from ray import tune
 from ray.air.integrations.mlflow import MLflowLoggerCallback
 from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from genai import layout
 from genai.cluster import ensure_ray
@@ -166,13 +168,10 @@ class TrialRuns(MLflowLoggerCallback):
 
 def make_search(cfg: SweepConfig, space: SearchSpace, concurrency: int):
     if cfg.search == "random":  # seeded: the same sweep samples the same configs
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-
         return BasicVariantGenerator(random_state=0, max_concurrent=concurrency)
     if any(p.kind == "grid" for p in space.params):
         raise ConfigError(f"sweep.search: 'optuna' cannot take 'grid' distributions ({space.path})")
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search.optuna import OptunaSearch  # optuna (0.2 s): only when it searches
 
     return ConcurrencyLimiter(OptunaSearch(seed=0), max_concurrent=concurrency)
 

@@ -76,7 +76,7 @@ def leaderboard(rows: list[dict[str, Any]], mode: str, top: int = 20) -> list[di
 
 def plot_sweep(rows: list[dict[str, Any]], space: SearchSpace, metric: str, mode: str) -> bytes:
     """The score against each swept parameter (one panel each); failed trials left out."""
-    import matplotlib
+    import matplotlib  # 0.3 s: a finished sweep's answer from the store reads this module
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -99,8 +99,10 @@ class SlotForms:
 class FamilyForm:
     """``Annotated`` marker of the model field (a union of one class per family): the UI gets
     one form, ``family`` a dropdown, then the fields every family takes, then each family's own
-    options, optional and marked with the family that takes them (left empty they are left out:
-    :class:`genai.model_config.FamilyModel` drops an empty section)."""
+    options, optional and marked with the family that takes them. The form sends every section
+    it shows, the other families' at their defaults: :class:`genai.model_config.FamilyModel`
+    leaves a section that is empty or at its defaults out, so only a value set there is an
+    error."""
 
     def __get_pydantic_json_schema__(
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler

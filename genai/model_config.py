@@ -73,6 +73,24 @@ class AutoregressiveOptions(StrictModel):
     )
 
 
+OPTIONS: dict[str, type[StrictModel]] = {
+    "gan": GanOptions,
+    "diffusion": DiffusionOptions,
+    "autoregressive": AutoregressiveOptions,
+}
+
+
+def _unset(family: str, section: Any) -> bool:
+    """Whether ``section`` of ``family``'s options is empty or holds only its defaults."""
+    if section is None or section == {}:
+        return True
+    options = OPTIONS.get(family)
+    try:
+        return options is not None and options.model_validate(section) == options()
+    except ValueError:  # not valid as that family's options: say so where it stands
+        return False
+
+
 class FamilyModel(StrictModel):
     """What every family takes: the network bodies and, instead of the built-in family, your
     own class. Each family adds its own options (``model.gan``, ``model.diffusion``,
@@ -90,10 +108,12 @@ class FamilyModel(StrictModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _empty_sections_left_out(cls, values: Any) -> Any:
-        """A form sends another family's section it leaves empty as null: that says nothing."""
+    def _unset_sections_left_out(cls, values: Any) -> Any:
+        """Another family's section that says nothing is left out: empty (null, {}) or at its
+        defaults, as the Prefect UI's form sends every family's section it shows; a value of
+        its own stays, and is an error (:meth:`misplaced`)."""
         if isinstance(values, dict):
-            return {k: v for k, v in values.items() if not (k in FAMILIES and v is None)}
+            return {k: v for k, v in values.items() if not (k in FAMILIES and _unset(k, v))}
         return values
 
     @model_validator(mode="after")

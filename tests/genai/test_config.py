@@ -282,7 +282,14 @@ def test_model_options_are_per_family():
     assert "model.gan.n_critic: an option of the gan family, but model.family is 'vae'" in (
         error_of(RunConfig, {"model.gan.n_critic": 2})
     )
-    # what the UI's form sends for a family's section it leaves empty says nothing
+    # what the UI's form sends for the sections of the families not chosen: null, or every
+    # family's defaults (as it did in tests/flows/test_deployments.py): says nothing
     cfg = RunConfig.model_validate({"model": {"family": "gan", "diffusion": None}})
     assert cfg.model.gan.n_critic == 1 and "diffusion" not in cfg.model.model_dump()
+    form = {"family": "gan", "gan": {"n_critic": 2}, "autoregressive": {"temperature": 1},
+            "diffusion": {"timesteps": 100, "schedule": "cosine", "sampler": "ddpm"}}  # fmt: skip
+    assert (
+        RunConfig.model_validate({"model": form}).model
+        == load_config(RunConfig, data={"model.family": "gan", "model.gan.n_critic": 2}).model
+    )
     assert RunConfig.model_validate({"model": {"arch": {"width": 8}}}).model.family == "vae"

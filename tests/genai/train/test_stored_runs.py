@@ -37,12 +37,14 @@ DIFFUSION = {
 
 
 def as_stored_before(store: ArtifactStore, run_id: str) -> dict:
-    """Rewrite the run's config.json as genai wrote it before: every family's options."""
+    """Rewrite the run's config.json as genai wrote it before: every family's options, and
+    another family's option set (which the earlier genai accepted and ignored)."""
     saved = store.read_json(layout.run_config(run_id))
     model = saved["config"]["model"]
     for family, section in FORMER_MODEL_SECTIONS.items():
         model.setdefault(family, {**section, "body": "transformer"} if family == "autoregressive"
                          else section)  # fmt: skip
+    model["gan"] = {"n_critic": 5}
     store.write_json(layout.run_config(run_id), saved)
     return saved
 

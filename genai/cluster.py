@@ -5,16 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 
 import ray
-from ray._common.utils import reset_ray_address
-from ray._private.authentication.authentication_token_setup import generate_and_save_token
-from ray._private.services import canonicalize_bootstrap_address
-from ray._private.utils import read_ray_address
-from ray._raylet import AuthenticationTokenLoader, Config
-
-from genai import daemon
 
 TRAIN_POLL_S = "0.1"
 
@@ -39,6 +31,11 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     """
     if ray.is_initialized():
         return
+    # Ray's private modules are imported where they are used, in this file: imported at the
+    # top (727c8ed) they made every Ray Train epoch about 1 s slower (bench/train_overhead.py,
+    # genai 1 worker / plain 0.77 against 1.17, side by side; the cause was not isolated)
+    from ray._private.services import canonicalize_bootstrap_address
+
     env = {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "GENAI_", "RAY_TRAIN_"))}
     env.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", TRAIN_POLL_S)
     kwargs: dict = {
@@ -86,6 +83,9 @@ def local_head(num_cpus: int | None = None, timeout: float = 120) -> tuple[str, 
     it: a Ray head started detached (``ray start --head --block``, dashboard on 127.0.0.1) by
     the first command that needs one, so later and concurrent commands join it instead of
     paying Ray's start-up again or running a second Ray beside it. ``genai down`` stops it."""
+    import sys
+
+    from genai import daemon
 
     with daemon.locked(HEAD):
         state = daemon.read_state(HEAD)
@@ -97,9 +97,14 @@ def local_head(num_cpus: int | None = None, timeout: float = 120) -> tuple[str, 
         # token auth unless the environment says otherwise: the head's GCS and dashboard listen
         # on this machine, the token (~/.ray/auth_token) is readable by this user only
         mode = os.environ.setdefault("RAY_AUTH_MODE", "token")
-        token = AuthenticationTokenLoader.instance()
-        if mode == "token" and not token.has_token(ignore_auth_mode=True):
-            generate_and_save_token()
+        if mode == "token":
+            from ray._private.authentication.authentication_token_setup import (
+                generate_and_save_token,
+            )
+            from ray._raylet import AuthenticationTokenLoader
+
+            if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+                generate_and_save_token()
         _speak_as(mode)
         port = daemon.free_port()
         argv = [  # `ray start` by module: an install may have no `ray` script beside python
@@ -124,6 +129,11 @@ HEAD_GRACE_S = 5.0
 def stop_head() -> bool:
     """Stop the shared local Ray head, if one runs; whether one did. Like `ray stop`, forget it
     as the machine's current cluster, so no later ``ray.init()`` tries to join a dead head."""
+    from ray._common.utils import reset_ray_address
+    from ray._private.utils import read_ray_address
+
+    from genai import daemon
+
     with daemon.locked(HEAD):
         state = daemon.read_state(HEAD, dead_too=True)
         stopped = daemon.stop(HEAD, timeout=HEAD_GRACE_S)
@@ -135,6 +145,8 @@ def stop_head() -> bool:
 def _speak_as(mode: str) -> None:
     """This process connects with the head's authentication mode (Ray reads it into its C++
     config, which must be initialised again when it changes)."""
+    from ray._raylet import Config
+
     if os.environ.get("RAY_AUTH_MODE") != mode:
         os.environ["RAY_AUTH_MODE"] = mode
     Config.initialize("")

@@ -41,10 +41,10 @@ def feature_layers(
     worker group's: a training task of its own could wait for them forever)."""
     if not needs_features(cfg):
         return None
-    manifest = read_manifest(store, dataset_key)
     if train:
         trained = ensure_feature_net(store, dataset_key, ray_address=ray_address)
         if trained is None:
+            manifest = read_manifest(store, dataset_key)
             raise ConfigError(
                 "loss: 'perceptual' needs a domain feature network, which only image data has;"
                 f" {manifest['dataset']} is {manifest['kind']}"
@@ -52,6 +52,7 @@ def feature_layers(
     else:
         trained = load_feature_net(store, dataset_key)
         if trained is None:
+            manifest = read_manifest(store, dataset_key)
             raise StoreError(
                 f"{manifest['dataset']}/{manifest['version']} has no feature network in"
                 f" {store.uri}: the run's driver trains it before any worker starts"

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from genai.forms import FamilyForm, SlotForms
 from genai.losses.slots import FAMILY_SLOTS, LossSlots, check_names, fill_slots, losses_of
-from genai.model_config import FORMER_MODEL_SECTIONS, ModelConfig, VaeModel
+from genai.model_config import FORMER_MODEL_SECTIONS, ModelConfig, VaeModel, image_body
 from genai.strict import StrictModel
 
 SourceName = Literal[
@@ -39,6 +39,7 @@ LATER_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("data", "image_labels"): True,
     ("model", "class_path"): None,
     ("model", "autoregressive", "body"): "transformer",
+    ("model", "diffusion", "attention"): False,
     ("train", "buffer_mb"): 128,
     ("evaluate", "sampler"): "fast",
     ("evaluate", "ddim_steps"): 50,
@@ -265,11 +266,12 @@ class RunConfig(StrictModel):
                 f" {self.model.family!r}: leave it out"
             )
         image = self.data.image
-        if self.model.arch.body == "conv" and not image:
+        body = image_body(self.model)
+        if body is not None and not image:
             raise ValueError(
-                f"model.arch.body: 'conv' needs image data; data.source {self.data.source!r}"
+                f"{body[0]} needs image data; data.source {self.data.source!r}"
                 " gives vectors (a user file's rows are images with data.shape [H, W]): use"
-                " 'mlp'"
+                f" {body[1]}"
             )
         recon = self.loss.get("reconstruction")
         if recon is not None and recon.name == "bce" and not image:

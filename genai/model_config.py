@@ -27,11 +27,25 @@ FORMER_MODEL_SECTIONS: dict[str, dict[str, Any]] = {
 class ArchConfig(StrictModel):
     """Network bodies; every field is sweepable."""
 
-    body: Literal["mlp", "conv"] = "mlp"
-    width: int = Field(
-        128, gt=0, description="hidden units (mlp, and autoregressive MADE) or base channels (conv)"
+    body: Literal["mlp", "conv", "dcgan", "unet"] = Field(
+        "mlp",
+        description="mlp: flat vectors; conv: a small conv stack (sized for 8x8); dcgan (vae,"
+        " gan): strided convs with normalisation for 32-64 px; unet (diffusion): a UNet with"
+        " skips and a time embedding. The autoregressive family's network is"
+        " model.autoregressive.body",
     )
-    depth: int = Field(2, gt=0, description="hidden layers (mlp, MADE) or conv stages")
+    width: int = Field(
+        128,
+        gt=0,
+        description="hidden units (mlp, and autoregressive MADE) or base channels (conv, dcgan,"
+        " unet, pixelcnn)",
+    )
+    depth: int = Field(
+        2,
+        gt=0,
+        description="hidden layers (mlp, MADE), stride-2 stages (conv, dcgan: 3 takes 32 px to"
+        " 4x4), UNet levels below full resolution, or PixelCNN's masked 3x3 layers",
+    )
     activation: Literal["silu", "relu", "leaky_relu", "gelu"] = Field(
         "silu",
         description="the MLP bodies' and MADE's nonlinearity (a GAN's critic: always leaky_relu)",
@@ -56,6 +70,9 @@ class DiffusionOptions(StrictModel):
     schedule: Literal["linear", "cosine"] = "cosine"
     sampler: Literal["ddpm", "ddim"] = "ddpm"
     sample_steps: int = Field(50, gt=0, description="DDIM steps (DDPM uses every timestep)")
+    attention: bool = Field(
+        False, description="unet: self-attention at the lowest resolution (Ho et al. 2020)"
+    )
 
 
 class GanOptions(StrictModel):
@@ -65,11 +82,13 @@ class GanOptions(StrictModel):
 class AutoregressiveOptions(StrictModel):
     bins: int = Field(64, gt=1, description="quantisation levels per value")
     temperature: float = Field(1.0, gt=0)
-    body: Literal["transformer", "made"] = Field(
+    body: Literal["transformer", "made", "pixelcnn"] = Field(
         "transformer",
         description="the network giving each value's distribution from the values before it: a"
-        " causal transformer (arch.layers, heads, d_model), or MADE, a masked MLP (arch.width,"
-        " depth, activation) that is cheaper per step",
+        " causal transformer (arch.layers, heads, d_model), MADE, a masked MLP (arch.width,"
+        " depth, activation) that is cheaper per step, or pixelcnn for colour images (masked"
+        " convolutions, arch.width channels, arch.depth layers; pixels in raster order, a"
+        " pixel's channels one after another)",
     )
 
 
@@ -105,6 +124,7 @@ class FamilyModel(StrictModel):
         " takes the loss slots of `family`. Imported from the working directory or the Python path",
     )
     options: ClassVar[str | None] = None  # the name of this family's own options section
+    bodies: ClassVar[tuple[str, ...]] = ("mlp", "conv")  # the model.arch.body values it takes
 
     @model_validator(mode="before")
     @classmethod
@@ -120,6 +140,11 @@ class FamilyModel(StrictModel):
     def _class_path_names_a_family(self) -> FamilyModel:
         if self.class_path is not None:
             family_class(self.class_path)  # a ValueError naming model.class_path
+        elif self.arch.body not in self.bodies:
+            raise ValueError(
+                f"arch.body: {self.arch.body!r} is not a body of the {self.family} family; it"
+                f" takes {', '.join(map(repr, self.bodies))}"
+            )
         return self
 
     @classmethod
@@ -137,24 +162,40 @@ class FamilyModel(StrictModel):
 
 class VaeModel(FamilyModel):
     family: Literal["vae"] = "vae"
+    bodies: ClassVar[tuple[str, ...]] = ("mlp", "conv", "dcgan")
 
 
 class GanModel(FamilyModel):
     family: Literal["gan"] = "gan"
     gan: GanOptions = GanOptions()
     options: ClassVar[str | None] = "gan"
+    bodies: ClassVar[tuple[str, ...]] = ("mlp", "conv", "dcgan")
 
 
 class DiffusionModel(FamilyModel):
     family: Literal["diffusion"] = "diffusion"
     diffusion: DiffusionOptions = DiffusionOptions()
     options: ClassVar[str | None] = "diffusion"
+    bodies: ClassVar[tuple[str, ...]] = ("mlp", "conv", "unet")
 
 
 class AutoregressiveModel(FamilyModel):
     family: Literal["autoregressive"] = "autoregressive"
     autoregressive: AutoregressiveOptions = AutoregressiveOptions()
     options: ClassVar[str | None] = "autoregressive"
+
+
+IMAGE_BODIES = ("conv", "dcgan", "unet")  # model.arch.body values that need image rows
+
+
+def image_body(model: FamilyModel) -> tuple[str, str] | None:
+    """(the field and its value, what to use instead) when the model's network needs image rows
+    ([H, W] or [C, H, W]); None when it takes any vector."""
+    if isinstance(model, AutoregressiveModel) and model.autoregressive.body == "pixelcnn":
+        return "model.autoregressive.body: 'pixelcnn'", "'transformer' or 'made'"
+    if model.arch.body in IMAGE_BODIES and not isinstance(model, AutoregressiveModel):
+        return f"model.arch.body: {model.arch.body!r}", "'mlp'"
+    return None
 
 
 # the model section: one class per family, chosen by model.family (as the losses by their name)

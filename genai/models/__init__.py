@@ -12,6 +12,7 @@ from genai.model_config import (
     GanModel,
     ModelConfig,
     VaeModel,
+    image_body,
 )
 from genai.models.autoregressive import Autoregressive
 from genai.models.base import DataSpec, GenerativeModel
@@ -30,10 +31,11 @@ def build_model(
 ) -> GenerativeModel:
     """The family ``model.family`` (or your class at ``model.class_path``) built for ``data`` with
     its loss slots filled by ``losses``."""
-    if model.arch.body == "conv" and data.kind != "image":
+    body = image_body(model)
+    if body is not None and data.kind != "image":
         raise ValueError(
-            f"model.arch.body: 'conv' needs image data; this data is {data.kind} of shape"
-            f" {list(data.shape)}: use body 'mlp'"
+            f"{body[0]} needs image data; this data is {data.kind} of shape"
+            f" {list(data.shape)}: use {body[1]}"
         )
     if model.class_path is not None:
         return family_class(model.class_path)(model, losses, data, features=features)

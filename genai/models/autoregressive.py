@@ -3,7 +3,8 @@
 Each sample is a sequence of D tokens, each value rounded to one of ``bins`` evenly spaced levels
 over the data's range; the model predicts token i from tokens < i, with the cross_entropy slot;
 sampling is ancestral with a temperature. The network (``model.autoregressive.body``) is a small
-causal transformer (a start token, then tokens < i) or MADE, a masked MLP.
+causal transformer (a start token, then tokens < i), MADE, a masked MLP, or for colour images
+PixelCNN, masked convolutions (:mod:`genai.models.pixelcnn`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from torch.nn import functional as F
 from genai.losses import LossSpec, LossTerms, pointwise_loss, weighted_total
 from genai.model_config import AutoregressiveModel
 from genai.models.base import DataSpec, GenerativeModel
-from genai.models.blocks import ACTIVATIONS
+from genai.models.blocks import ACTIVATIONS, image_dims
+from genai.models.pixelcnn import PixelCNN
 
 
 class MaskedLinear(nn.Linear):
@@ -94,6 +96,12 @@ class Autoregressive(GenerativeModel):
         arch, self.opts, self.losses = cfg.arch, cfg.autoregressive, dict(losses)
         self.bins, self.length = self.opts.bins, data.dim
         self.nll = pointwise_loss(self.losses["nll"])
+        self.pixelcnn: PixelCNN | None = None
+        if self.opts.body == "pixelcnn":
+            self.made = None
+            self.image = image_dims(data.shape)  # (C, H, W)
+            self.pixelcnn = PixelCNN(self.image[0], self.bins, arch.width, arch.depth)
+            return
         if self.opts.body == "made":
             self.made = Made(self.length, self.bins, arch.width, arch.depth, arch.activation)
             return
@@ -127,7 +135,10 @@ class Autoregressive(GenerativeModel):
 
     def logits(self, tokens: Tensor) -> Tensor:
         """Next-token logits (B, T, bins) for inputs (B, T): row i depends on tokens < i only.
-        (MADE takes the whole sequence, T = D; the transformer any T <= D.)"""
+        (MADE and PixelCNN take the whole sequence, T = D; the transformer any T <= D.)"""
+        if self.pixelcnn is not None:
+            logits = self.pixelcnn(tokens.reshape(tokens.shape[0], *self.image))
+            return logits.reshape(tokens.shape[0], self.length, self.bins)  # (C, H, W) order
         if self.made is not None:
             return self.made(tokens)
         start = torch.full((tokens.shape[0], 1), self.bins, device=tokens.device, dtype=torch.long)
@@ -150,6 +161,10 @@ class Autoregressive(GenerativeModel):
         temperature: float | None = None,
     ) -> Tensor:
         temp = temperature or self.opts.temperature
+        if self.pixelcnn is not None:
+            _, h, w = self.image
+            tokens = self.pixelcnn.sample(n, h, w, temperature=temp, generator=generator)
+            return self.dequantise(tokens.flatten(1))
         device = next(self.parameters()).device
         tokens = torch.zeros(n, 0, dtype=torch.long, device=device)
         for i in range(self.length):

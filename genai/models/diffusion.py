@@ -15,6 +15,7 @@ from genai.losses import LossSpec, LossTerms, pointwise_loss, weighted_total
 from genai.model_config import DiffusionModel
 from genai.models.base import DataSpec, GenerativeModel
 from genai.models.blocks import image_dims, mlp, sinusoidal_embedding
+from genai.models.image_nets import UNet
 from genai.models.schedule import make_schedule
 
 TIME_DIM = 32
@@ -62,7 +63,9 @@ class Diffusion(GenerativeModel):
         self.noise_loss = pointwise_loss(self.losses["noise"])
         self.schedule = make_schedule(self.opts.schedule, self.opts.timesteps)
         arch = cfg.arch
-        if arch.body == "conv":
+        if arch.body == "unet":
+            self.eps = UNet(data.shape, arch.width, arch.depth, self.opts.attention)
+        elif arch.body == "conv":
             self.eps = ConvEps(data.shape, arch.width, arch.depth)
         else:
             self.eps = MlpEps(data.dim, arch.width, arch.depth, arch.activation)

@@ -26,18 +26,21 @@ from genai.losses.perceptual import FeatureFn
 from genai.model_config import GanModel
 from genai.models.base import DataSpec, GenerativeModel
 from genai.models.blocks import ConvDecoder, ConvEncoder, mlp
+from genai.models.image_nets import DcganDown, DcganUp
 
 
 class Discriminator(nn.Module):
     """x (B, *shape) -> score (B,), with its penultimate features for feature matching."""
 
-    def __init__(self, data: DataSpec, width: int, depth: int, conv: bool):
+    def __init__(self, data: DataSpec, width: int, depth: int, body: str):
         super().__init__()
-        if conv:
+        if body == "dcgan":
+            self.body = DcganDown(data.shape, width, width, depth)
+        elif body == "conv":
             self.body = ConvEncoder(data.shape, width, width, depth)
         else:
             self.body = nn.Sequential(*list(mlp(data.dim, width, width, depth, nn.LeakyReLU))[:-1])
-        self.conv = conv
+        self.conv = body != "mlp"
         self.head = nn.Sequential(nn.LeakyReLU(0.2), nn.Linear(width, 1))
 
     def features(self, x: Tensor) -> Tensor:
@@ -68,12 +71,13 @@ class GAN(GenerativeModel):
         if matching is not None and matching.name == "perceptual" and features is None:
             raise ValueError("loss.feature_matching: 'perceptual' needs a feature network")
         self.features = features
-        conv = arch.body == "conv"
-        if conv:
+        if arch.body == "dcgan":
+            self.generator = DcganUp(self.latent, data.shape, arch.width, arch.depth)
+        elif arch.body == "conv":
             self.generator = ConvDecoder(self.latent, data.shape, arch.width, arch.depth)
         else:
             self.generator = mlp(self.latent, data.dim, arch.width, arch.depth, arch.activation)
-        self.discriminator = Discriminator(data, arch.width, arch.depth, conv)
+        self.discriminator = Discriminator(data, arch.width, arch.depth, arch.body)
 
     def player_parameters(self, player: str) -> list[nn.Parameter]:
         return list(getattr(self, player).parameters())

@@ -22,6 +22,7 @@ from genai.losses.perceptual import FeatureFn
 from genai.model_config import VaeModel
 from genai.models.base import DataSpec, GenerativeModel
 from genai.models.blocks import ConvDecoder, ConvEncoder, mlp
+from genai.models.image_nets import DcganDown, DcganUp
 
 
 class VAE(GenerativeModel):
@@ -49,7 +50,11 @@ class VAE(GenerativeModel):
             )
         self.features = features
         self.recon = pointwise_loss(self.losses["reconstruction"])
-        if arch.body == "conv":
+        self.is_conv = arch.body != "mlp"
+        if arch.body == "dcgan":
+            self.encoder = DcganDown(data.shape, 2 * self.latent, arch.width, arch.depth)
+            self.decoder = DcganUp(self.latent, data.shape, arch.width, arch.depth)
+        elif arch.body == "conv":
             self.encoder = ConvEncoder(data.shape, 2 * self.latent, arch.width, arch.depth)
             self.decoder = ConvDecoder(self.latent, data.shape, arch.width, arch.depth)
         else:
@@ -60,10 +65,6 @@ class VAE(GenerativeModel):
         h = self.encoder(x if self.is_conv else x.flatten(1))  # (B, 2L)
         mu, logvar = h.chunk(2, dim=-1)
         return mu, logvar.clamp(-12.0, 8.0)
-
-    @property
-    def is_conv(self) -> bool:
-        return isinstance(self.encoder, ConvEncoder)
 
     def decode(self, z: Tensor) -> Tensor:
         """Decoder output (B, *shape): logits for bce, the mean otherwise."""

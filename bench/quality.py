@@ -13,8 +13,14 @@ data's split, so each digits model's FID is divided by its own split's floor (as
 rows against that test split) in the FID / floor column. Every row states its budget: steps,
 batch, width, and the CPU seconds its training took (at most 120).
 
+The 32x32 colour sets (``shapes``, the generated shapes; ``photos``, patches of the two photos
+scikit-learn ships) have a 600 s budget and are judged as ``genai evaluate`` judges them: 1,000
+samples, its fast sampler (DDIM in 50 steps for a diffusion model), the seconds it took in a
+column; a pixel Gaussian (the train split's mean and covariance) is the baseline row, and
+``--conv`` adds each recipe with today's ``conv`` body beside its 32-64 px one.
+
     .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--families gan,vae]
-        [--losses hinge,bce] [--set train.epochs=20 ...] [--out q.md]
+        [--losses hinge,bce] [--set train.epochs=20 ...] [--conv] [--out q.md]
 """
 
 from __future__ import annotations
@@ -43,6 +49,11 @@ PUBLISHED = {  # PacGAN (Lin et al. 2018) Table 1: modes / high-quality % / reve
     ],
 }
 BUDGET_S = 120.0
+# the colour datasets at 32x32 (issue 26): a budget of their own, and each model judged by the
+# sampler and sample count `genai evaluate` uses on them (the figure and the command agree)
+IMAGES_32 = ("shapes", "photos")
+BUDGETS = {name: 600.0 for name in IMAGES_32}
+IMAGE_SAMPLES, IMAGE_SAMPLER = 1000, "fast"  # DDIM in 50 steps for a diffusion model
 
 # family -> the loss slot compared and every loss it allows (wasserstein with its penalty)
 LOSSES = {
@@ -69,7 +80,10 @@ RECIPES: dict[tuple[str, str], str] = {
     ("digits", "vae"): "configs/vae.yaml",
     ("digits", "diffusion"): "configs/recipes/digits-diffusion.yaml",
     ("digits", "autoregressive"): "configs/autoregressive.yaml",
+    **{(d, f): f"configs/recipes/{d}-{f}.yaml" for d in IMAGES_32 for f in LOSSES},
 }
+# today's conv body beside a recipe's 32-64 px body (--conv): the same recipe, body conv
+CONV_BODY = ("model.arch.body=conv",)
 ROOT = Path(__file__).resolve().parents[1]
 # the critic's constraint under a Wasserstein loss, where the recipe has no WGAN-GP penalty
 WGAN_PENALTY = {"loss.gradient_penalty": {"name": "gradient_penalty", "weight": 1.0}}
@@ -81,7 +95,7 @@ WGAN_EPOCHS = 2 / 3
 
 def losses(dataset: str, family: str) -> tuple[str, list[str]]:
     """The compared slot and every loss it allows on this dataset."""
-    return (DIGITS_LOSSES if dataset == "digits" else LOSSES)[family]
+    return (DIGITS_LOSSES if dataset in ("digits", *IMAGES_32) else LOSSES)[family]
 
 
 def config(
@@ -140,16 +154,20 @@ def fit_and_judge(
     from genai.train.launcher import train_local
 
     torch.set_num_threads(1)
-    run_id = f"{dataset}-{family}-{loss}-s{seed}"
+    run_id = f"{dataset}-{family}-{loss}-s{seed}" + ("-conv" if CONV_BODY[0] in sets else "")
     cfg = config(dataset, family, loss, seed, run_id, sets)
     store = ArtifactStore(store_uri)
     start = time.process_time()
     trained = train_local(cfg, store)
     cpu = time.process_time() - start
-    n = 500 if dataset == "digits" else 2500
-    # the recipe's own sampler (a DDPM recipe's ancestral chain), as every table here was measured
-    judged = EvaluateConfig(n_samples=n, split="test", seed=seed, sampler="model")
+    if dataset in IMAGES_32:  # as `genai evaluate` samples them
+        judged = EvaluateConfig(n_samples=IMAGE_SAMPLES, seed=seed, sampler=IMAGE_SAMPLER)
+    else:  # the recipe's own sampler (a DDPM recipe's ancestral chain), as these were measured
+        n = 500 if dataset == "digits" else 2500
+        judged = EvaluateConfig(n_samples=n, split="test", seed=seed, sampler="model")
+    begun = time.monotonic()
     ev = evaluate_run(store, run_id, judged)
+    evaluate_s = time.monotonic() - begun
     steps = int(trained.metrics.get("steps", 0)) or None
     return {
         "dataset": dataset,
@@ -164,13 +182,49 @@ def fit_and_judge(
         "epochs": cfg.train.epochs,
         "width": width_shown(cfg),
         "penalty": penalty_shown(cfg.loss.get("gradient_penalty")),
+        "body": body_shown(cfg),
+        "evaluate_s": evaluate_s,
+        "sampler": ev.sampler,
     }
+
+
+def body_shown(cfg) -> str:
+    if cfg.model.family == "autoregressive":
+        return cfg.model.autoregressive.body
+    return cfg.model.arch.body
+
+
+def pixel_gaussian(store_uri: str, dataset: str, seed: int) -> dict:
+    """The baseline row: a Gaussian fitted to the train split's pixels (mean and full
+    covariance), sampled as many times as a model and judged the same way."""
+    import torch
+
+    from genai.data.dataset import SplitReader
+    from genai.data.prepare import prepare
+    from genai.evaluate.judge import Judge
+    from genai.storage import ArtifactStore
+
+    store = ArtifactStore(store_uri)
+    data = config(dataset, "vae", losses(dataset, "vae")[1][0], seed).data
+    key = prepare(data, store).key
+    x = torch.from_numpy(SplitReader(store, key, "train").read_all()[0]).flatten(1).double()
+    mean, centred = x.mean(0), x - x.mean(0)
+    cov = centred.T @ centred / (len(x) - 1) + 1e-6 * torch.eye(x.shape[1], dtype=x.dtype)
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(IMAGE_SAMPLES, x.shape[1], generator=gen, dtype=x.dtype)
+    fake = (mean + z @ torch.linalg.cholesky(cov).T).clamp(x.min(), x.max()).float()
+    judge = Judge(store, key)
+    torch.manual_seed(seed)
+    fake = fake.reshape(IMAGE_SAMPLES, *judge.manifest["shape"])
+    return {"seed": seed, "metrics": judge.metrics(fake), "floors": judge.floors(IMAGE_SAMPLES)}
 
 
 def width_shown(cfg) -> str:
     """The network's width as the budget column names it: the autoregressive body named too."""
     if cfg.model.family != "autoregressive":
         return str(cfg.model.arch.width)
+    if cfg.model.autoregressive.body == "pixelcnn":
+        return f"{cfg.model.arch.width} (PixelCNN, depth {cfg.model.arch.depth})"
     if cfg.model.autoregressive.body == "made":
         return f"{cfg.model.arch.width} (MADE, depth {cfg.model.arch.depth})"
     return f"{cfg.model.arch.d_model} (transformer, {cfg.model.arch.layers} layers)"
@@ -245,26 +299,48 @@ def mixture_table(dataset: str, results: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
-def digits_table(results: list[dict]) -> list[str]:
+def image_row(name: str, loss: str, rows: list[dict], tail: str) -> str:
+    m = [r["metrics"] for r in rows]
+    ratios = [r["metrics"]["fid"] / r["floors"]["fid"] for r in rows]  # each seed's own split
+    return (
+        f"| {name} | {loss} | {mean_sd([x['fid'] for x in m], 1)} | {mean_sd(ratios, 1)}"
+        f" | {mean_sd([x['kid'] for x in m], 2)} | {mean_sd([x['precision'] for x in m])}"
+        f" | {mean_sd([x['recall'] for x in m])} | {tail} |"
+    )
+
+
+def digits_table(results: list[dict], dataset: str = "digits", baseline=()) -> list[str]:
+    """The image table: digits (500 samples, each recipe's own sampler) or a 32x32 colour set
+    (``IMAGE_SAMPLES`` with evaluate's fast sampler, the body named, evaluate's seconds)."""
+    colour = dataset in IMAGES_32
+    n = f"{IMAGE_SAMPLES} samples ({IMAGE_SAMPLER} sampler)" if colour else "500 samples"
+    head = "| family | loss | FID | FID / floor | KID | precision | recall | budget | CPU s (max) |"
     lines = [
-        "### digits (500 samples against the test split, domain feature network's space)",
+        f"### {dataset} ({n} against the test split, domain feature network's space)",
         "",
-        "| family | loss | FID | FID / floor | KID | precision | recall | budget | CPU s (max) |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+        head + (" evaluate s (max) |" if colour else ""),
+        "|---|---|---:|---:|---:|---:|---:|---|---:|" + ("---:|" if colour else ""),
     ]
-    for family, loss, rows, m in by_loss(results, DIGITS_LOSSES):
-        ratios = [r["metrics"]["fid"] / r["floors"]["fid"] for r in rows]  # each seed's own split
-        lines.append(
-            f"| {family} | {loss} | {mean_sd([x['fid'] for x in m], 1)} | {mean_sd(ratios, 1)}"
-            f" | {mean_sd([x['kid'] for x in m], 2)} | {mean_sd([x['precision'] for x in m])}"
-            f" | {mean_sd([x['recall'] for x in m])} | {budget(rows)} |"
-        )
+    if baseline:
+        lines.append(image_row("pixel Gaussian (baseline)", "", list(baseline), " |"
+                               + (" |" if colour else "")))  # fmt: skip
+    for family, loss, rows, _ in by_loss(results, DIGITS_LOSSES):
+        for body in dict.fromkeys(r["body"] for r in rows):
+            mine = [r for r in rows if r["body"] == body]
+            name = f"{family} ({body})" if colour else family
+            tail = budget(mine)
+            if colour:
+                tail += f" | {max(r['evaluate_s'] for r in mine):.0f}"
+            lines.append(image_row(name, loss, mine, tail))
     f = list({r["seed"]: r["floors"] for r in results}.values())  # a split per seed, a floor each
     lines.append(
         f"| real train rows (floor) | | {mean_sd([x['fid'] for x in f], 1)} | 1 |"
         f" {mean_sd([x['kid'] for x in f], 2)} | {mean_sd([x['precision'] for x in f])}"
-        f" | {mean_sd([x['recall'] for x in f])} | | |"
+        f" | {mean_sd([x['recall'] for x in f])} | | |" + (" |" if colour else "")
     )
+    if colour:
+        samplers = sorted({r["sampler"] for r in results})
+        lines += ["", f"Samplers: {', '.join(samplers)}."]
     return [*lines, ""]
 
 
@@ -272,7 +348,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2, help="models fitted at once (1 CPU each)")
-    ap.add_argument("--only", choices=["ring8", "grid25", "digits"], action="append")
+    ap.add_argument("--only", choices=["ring8", "grid25", "digits", *IMAGES_32], action="append")
+    ap.add_argument(
+        "--conv",
+        action="store_true",
+        help="also each 32x32 recipe with today's conv body (model.arch.body=conv)",
+    )
     ap.add_argument("--families", help="comma-separated families (default: all)")
     ap.add_argument("--losses", help="comma-separated losses to keep (default: every one allowed)")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
@@ -290,15 +371,24 @@ def main() -> None:
     keep = set(args.losses.split(",")) if args.losses else None
     with tempfile.TemporaryDirectory() as tmp:
         store_uri = f"file://{tmp}/store"
+        variants = [sets]
+        if args.conv:
+            variants.append((*sets, *CONV_BODY))
         jobs = [
-            (store_uri, d, fam, loss, seed, sets)
+            (store_uri, d, fam, loss, seed, v)
             for d in datasets
             for fam in families
             for loss in losses(d, fam)[1]
             if keep is None or loss in keep
+            for v in (variants if d in IMAGES_32 and fam != "autoregressive" else [sets])
             for seed in range(args.seeds)
         ]
         prepare_all(store_uri, jobs)
+        baselines = {
+            d: [pixel_gaussian(store_uri, d, seed) for seed in range(args.seeds)]
+            for d in datasets
+            if d in IMAGES_32
+        }
         # spawned, not forked: this process has Ray and torch threads running after prepare_all
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
@@ -314,9 +404,13 @@ def main() -> None:
     for dataset in datasets:
         rows = [r for r in results if r["dataset"] == dataset]
         if rows:
-            lines += digits_table(rows) if dataset == "digits" else mixture_table(dataset, rows)
-    over = [r for r in results if r["cpu_s"] > BUDGET_S]
-    lines.append(f"Models over the {BUDGET_S:.0f} s budget: {len(over)} of {len(results)}.")
+            if dataset in ("digits", *IMAGES_32):
+                lines += digits_table(rows, dataset, baselines.get(dataset, ()))
+            else:
+                lines += mixture_table(dataset, rows)
+    over = [r for r in results if r["cpu_s"] > BUDGETS.get(r["dataset"], BUDGET_S)]
+    shown = ", ".join(f"{d} {BUDGETS.get(d, BUDGET_S):.0f} s" for d in datasets)
+    lines.append(f"Models over their budget ({shown}): {len(over)} of {len(results)}.")
     text = "\n".join(lines)
     print(text)
     if args.out:

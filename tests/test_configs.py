@@ -34,7 +34,7 @@ def test_every_shipped_config_validates(path):
 
 def test_quality_recipes_are_shipped_configs_of_their_dataset_and_family():
     quality = bench_quality()
-    datasets = {"ring8", "grid25", "digits"}
+    datasets = {"ring8", "grid25", "digits", "shapes", "photos"}
     assert {d for d, _ in quality.RECIPES} == datasets
     assert {f for _, f in quality.RECIPES} == set(quality.LOSSES)
     for (dataset, family), path in quality.RECIPES.items():
@@ -51,3 +51,9 @@ def test_quality_recipes_are_shipped_configs_of_their_dataset_and_family():
             added = loss == "wasserstein" and "gradient_penalty" not in shipped.loss
             epochs = round(shipped.train.epochs * quality.WGAN_EPOCHS) if added else None
             assert cfg.train.epochs == (epochs or shipped.train.epochs)
+            if dataset in quality.IMAGES_32 and family != "autoregressive":  # --conv's twin
+                conv = quality.config(dataset, family, loss, seed=2, sets=quality.CONV_BODY)
+                assert conv.model.arch.body == "conv"
+                assert conv.model.model_dump(exclude={"arch"}) == cfg.model.model_dump(
+                    exclude={"arch"}
+                )

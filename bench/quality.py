@@ -20,7 +20,7 @@ column; a pixel Gaussian (the train split's mean and covariance) is the baseline
 ``--conv`` adds each recipe with today's ``conv`` body beside its 32-64 px one.
 
     .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--families gan,vae]
-        [--losses hinge,bce] [--set train.epochs=20 ...] [--conv] [--out q.md]
+        [--losses hinge,bce] [--set train.epochs=20 ...] [--conv] [--out q.md] [--store file:///tmp/q]
 """
 
 from __future__ import annotations
@@ -358,6 +358,11 @@ def main() -> None:
     ap.add_argument("--losses", help="comma-separated losses to keep (default: every one allowed)")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
     ap.add_argument(
+        "--store",
+        default=None,
+        help="keep the runs in this store (default: a temporary one, removed)",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -370,7 +375,7 @@ def main() -> None:
     families = args.families.split(",") if args.families else list(LOSSES)
     keep = set(args.losses.split(",")) if args.losses else None
     with tempfile.TemporaryDirectory() as tmp:
-        store_uri = f"file://{tmp}/store"
+        store_uri = args.store or f"file://{tmp}/store"
         variants = [sets]
         if args.conv:
             variants.append((*sets, *CONV_BODY))

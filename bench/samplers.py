@@ -2,13 +2,13 @@
 the seconds it takes, side by side in one run, as `genai evaluate` measures them.
 
     .venv/bin/python bench/samplers.py [--recipe configs/recipes/shapes-diffusion.yaml]
-        [--steps 20,50,100] [--n 1000] [--store file:///tmp/samplers]
+        [--steps 20,50,100] [--n 1000] [--store file:///tmp/samplers] [--run RUN_ID]
 
 The recipe is trained once (`genai train`'s core in this process; found in ``--store`` when it is
-there already), then evaluated with evaluate's fast sampler (DDIM) at each of ``--steps`` and
-with the model's whole ancestral chain (DDPM, every timestep): the same ``--n`` samples' seed,
-the same test split and floor. The issue's bar (26): DDIM at the recipe's stated steps within
-15% of DDPM's FID.
+there already), or ``--run`` names a trained run in ``--store``; then it is evaluated with
+evaluate's fast sampler (DDIM) at each of ``--steps`` and with the model's whole ancestral chain
+(DDPM, every timestep): the same ``--n`` samples' seed, the same test split and floor.
+The issue's bar (26): DDIM at the recipe's stated steps within 15% of DDPM's FID.
 """
 
 from __future__ import annotations
@@ -32,12 +32,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="samples per evaluation")
     ap.add_argument("--store", default="file:///tmp/bench-samplers")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--run", default=None, help="a trained run in --store (instead of training)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     store = ArtifactStore(args.store)
-    cfg = load_config(RunConfig, args.recipe, data={"train.num_workers": 1})
-    trained = train_local(cfg, store)
-    run_id = trained.run_id
+    if args.run is None:
+        cfg = load_config(RunConfig, args.recipe, data={"train.num_workers": 1})
+        run_id = train_local(cfg, store).run_id
+    else:
+        run_id = args.run
     rows = []
     kinds = [("fast", int(k)) for k in args.steps.split(",")] + [("model", 0)]
     for kind, steps in kinds:
@@ -48,7 +51,7 @@ def main() -> None:
                      time.monotonic() - begun))  # fmt: skip
         print(rows[-1], flush=True)
     full = rows[-1][1]
-    print(f"\n{args.recipe} (run {run_id}), {args.n} samples against the test split\n")
+    print(f"\nrun {run_id}, {args.n} samples against the test split\n")
     print("| sampler | FID | FID / floor | FID / DDPM's | recall | evaluate s |")
     print("|---|---:|---:|---:|---:|---:|")
     for sampler, fid, floor, recall, secs in rows:

@@ -65,8 +65,9 @@ LOSSES = {
 DIGITS_LOSSES = {**LOSSES, "vae": ("reconstruction", ["bce", "mse", "mae", "huber"])}
 
 # (dataset, family) -> the shipped config that is its recipe (docs/BENCHMARKS.md says how each
-# was found); the benchmark changes only the seeds and the compared loss, and fits in one process
-# (the budget, not the cluster, is compared) with the recipe's global batch and step count
+# was found); the benchmark changes only the seeds and the compared loss (--conv: the body too),
+# and fits in one process (the budget, not the cluster, is compared) with the recipe's global
+# batch and step count
 RECIPES: dict[tuple[str, str], str] = {
     ("ring8", "gan"): "configs/gan.yaml",
     ("ring8", "vae"): "configs/recipes/ring8-vae.yaml",
@@ -154,12 +155,14 @@ def fit_and_judge(
     from genai.train.launcher import train_local
 
     torch.set_num_threads(1)
-    run_id = f"{dataset}-{family}-{loss}-s{seed}" + ("-conv" if CONV_BODY[0] in sets else "")
-    cfg = config(dataset, family, loss, seed, run_id, sets)
+    # the run named by its content (as `genai train` names it): a --store used again with another
+    # --set or an edited recipe trains anew instead of returning the stored run
+    cfg = config(dataset, family, loss, seed, None, sets)
     store = ArtifactStore(store_uri)
     start = time.process_time()
     trained = train_local(cfg, store)
     cpu = time.process_time() - start
+    run_id = trained.run_id
     if dataset in IMAGES_32:  # as `genai evaluate` samples them
         judged = EvaluateConfig(n_samples=IMAGE_SAMPLES, seed=seed, sampler=IMAGE_SAMPLER)
     else:  # the recipe's own sampler (a DDPM recipe's ancestral chain), as these were measured
@@ -171,6 +174,7 @@ def fit_and_judge(
     steps = int(trained.metrics.get("steps", 0)) or None
     return {
         "dataset": dataset,
+        "run_id": run_id,
         "family": family,
         "loss": loss,
         "seed": seed,
@@ -402,7 +406,8 @@ def main() -> None:
             for future in futures:
                 results.append(future.result())
                 r = results[-1]
-                print(json.dumps({k: r[k] for k in ("dataset", "family", "loss", "seed", "cpu_s")}
+                keys = ("dataset", "run_id", "family", "loss", "seed", "cpu_s")
+                print(json.dumps({k: r[k] for k in keys}
                                  | {"metrics": r["metrics"], "floors": r["floors"]}),
                       flush=True)  # fmt: skip
     lines = []

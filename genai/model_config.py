@@ -141,9 +141,12 @@ class FamilyModel(StrictModel):
         if self.class_path is not None:
             family_class(self.class_path)  # a ValueError naming model.class_path
         elif self.arch.body not in self.bodies:
+            hint = ""
+            if self.options == "autoregressive":
+                hint = " (its network is model.autoregressive.body: transformer, made, pixelcnn)"
             raise ValueError(
                 f"arch.body: {self.arch.body!r} is not a body of the {self.family} family; it"
-                f" takes {', '.join(map(repr, self.bodies))}"
+                f" takes {', '.join(map(repr, self.bodies))}{hint}"
             )
         return self
 
@@ -177,6 +180,15 @@ class DiffusionModel(FamilyModel):
     diffusion: DiffusionOptions = DiffusionOptions()
     options: ClassVar[str | None] = "diffusion"
     bodies: ClassVar[tuple[str, ...]] = ("mlp", "conv", "unet")
+
+    @model_validator(mode="after")
+    def _attention_in_a_unet(self) -> DiffusionModel:
+        if self.diffusion.attention and self.arch.body != "unet":
+            raise ValueError(
+                f"diffusion.attention: true needs arch.body 'unet' (the attention sits at the"
+                f" UNet's lowest resolution); arch.body is {self.arch.body!r}"
+            )
+        return self
 
 
 class AutoregressiveModel(FamilyModel):

@@ -19,6 +19,15 @@ from genai.models.autoregressive import Autoregressive
 from genai.models.base import GenerativeModel
 from genai.models.vae import VAE
 
+ROWS = 256  # rows per pass
+DECODED = 1 << 21  # values the VAE bounds decode per pass: k samples x rows x dimensions
+
+
+def vae_rows(x: Tensor, k: int = 64) -> int:
+    """Rows per pass of :func:`vae_bounds`: 256 for 8x8 digits; 10 for a 32x32 colour image,
+    whose 64 decodes a row would otherwise hold gigabytes of decoder activations at once."""
+    return max(1, min(ROWS, DECODED // (k * x[0].numel())))
+
 
 @torch.no_grad()
 def vae_bounds(model: VAE, x: Tensor, k: int = 64) -> dict[str, float]:
@@ -60,5 +69,6 @@ def likelihood_metrics(model: GenerativeModel, x: Tensor) -> dict[str, float]:
         fn = autoregressive_nll
     else:
         return {}
-    parts = [(fn(model, x[i : i + 256]), len(x[i : i + 256])) for i in range(0, len(x), 256)]
+    rows = ROWS if fn is autoregressive_nll else vae_rows(x)
+    parts = [(fn(model, x[i : i + rows]), len(x[i : i + rows])) for i in range(0, len(x), rows)]
     return {k: sum(p[k] * n for p, n in parts) / len(x) for k in parts[0][0]}

@@ -99,7 +99,7 @@ class Autoregressive(GenerativeModel):
         self.pixelcnn: PixelCNN | None = None
         if self.opts.body == "pixelcnn":
             self.made = None
-            self.image = image_dims(data.shape)  # (C, H, W)
+            self.image = image_dims(data.shape, "model.autoregressive.body: 'pixelcnn'")
             self.pixelcnn = PixelCNN(self.image[0], self.bins, arch.width, arch.depth)
             return
         if self.opts.body == "made":
@@ -135,7 +135,9 @@ class Autoregressive(GenerativeModel):
 
     def logits(self, tokens: Tensor) -> Tensor:
         """Next-token logits (B, T, bins) for inputs (B, T): row i depends on tokens < i only.
-        (MADE and PixelCNN take the whole sequence, T = D; the transformer any T <= D.)"""
+        (MADE and PixelCNN take the whole sequence, T = D; the transformer any T <= D.)
+        PixelCNN's order is its own: pixels in raster order, a pixel's channels in turn; its
+        rows come in the tokens' (C, H, W) order, row (c, i, j) from the values before it."""
         if self.pixelcnn is not None:
             logits = self.pixelcnn(tokens.reshape(tokens.shape[0], *self.image))
             return logits.reshape(tokens.shape[0], self.length, self.bins)  # (C, H, W) order

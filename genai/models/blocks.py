@@ -29,15 +29,16 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-def image_dims(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """(C, H, W) of an image shape given as (H, W) or (C, H, W)."""
+def image_dims(
+    shape: tuple[int, ...], body: str = "model.arch.body: 'conv'"
+) -> tuple[int, int, int]:
+    """(C, H, W) of an image shape given as (H, W) or (C, H, W); ``body`` names the choice
+    that needs it in the error."""
     if len(shape) == 2:
         return 1, shape[0], shape[1]
     if len(shape) == 3:
         return shape[0], shape[1], shape[2]
-    raise ValueError(
-        f"model.arch.body: 'conv' needs image data of shape [H, W] or [C, H, W]; got {list(shape)}"
-    )
+    raise ValueError(f"{body} needs image data of shape [H, W] or [C, H, W]; got {list(shape)}")
 
 
 def conv_stages(shape: tuple[int, ...], depth: int) -> int:

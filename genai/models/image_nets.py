@@ -1,7 +1,8 @@
 """Bodies for colour images of 32-64 px: DCGAN-style up- and down-sampling stacks (the GAN's
 generator and critic, the VAE's decoder and encoder) and a small UNet (the DDPM's noise
 predictor). ``width`` is the base channel count, ``depth`` the stride-2 stages (a UNet's levels
-below full resolution); channels double per stage up to 8 x width."""
+below full resolution); the DCGAN stacks' channels double per stage up to 8 x width, the UNet's
+are 1x width at full resolution and 2x below (as DDPM's 32 px model)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class DcganUp(nn.Module):
 
     def __init__(self, in_dim: int, shape: tuple[int, ...], width: int, depth: int):
         super().__init__()
-        c, h, w = image_dims(shape)
+        c, h, w = image_dims(shape, "model.arch.body: 'dcgan'")
         stages = conv_stages(shape, depth)
         chans = stage_channels(width, stages)
         self.shape, self.top = shape, (chans[-1], h // 2**stages, w // 2**stages)
@@ -65,7 +66,7 @@ class DcganDown(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], out_dim: int, width: int, depth: int):
         super().__init__()
-        c, h, w = image_dims(shape)
+        c, h, w = image_dims(shape, "model.arch.body: 'dcgan'")
         stages = conv_stages(shape, depth)
         chans = stage_channels(width, stages)
         self.c = c
@@ -126,12 +127,12 @@ class UNet(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], width: int, depth: int, attention: bool = False):
         super().__init__()
-        self.c = image_dims(shape)[0]
+        self.c = image_dims(shape, "model.arch.body: 'unet'")[0]
         levels = conv_stages(shape, depth)
         chans = [width * min(2**i, 2) for i in range(levels + 1)]  # 1x, 2x, 2x, ... as DDPM
         tdim = 4 * width
-        self.twidth = width
-        self.time = nn.Sequential(nn.Linear(width, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
+        self.twidth = width + width % 2  # a sinusoidal embedding has an even size
+        self.time = nn.Sequential(nn.Linear(self.twidth, tdim), nn.SiLU(), nn.Linear(tdim, tdim))
         self.inp = nn.Conv2d(self.c, width, 3, padding=1)
         self.down = nn.ModuleList()
         self.pool = nn.ModuleList()

@@ -54,7 +54,8 @@ class PixelCNN(nn.Module):
         self.reach = FIRST_KERNEL // 2 + depth
 
     def values(self, tokens: Tensor) -> Tensor:
-        return tokens.float() * (2 / (self.bins - 1)) - 1  # levels scaled to [-1, 1]
+        x = tokens.to(self.first.weight.dtype)
+        return x * (2 / (self.bins - 1)) - 1  # levels scaled to [-1, 1]
 
     def trunk(self, x: Tensor) -> Tensor:
         h = self.first(x)

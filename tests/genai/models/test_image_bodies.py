@@ -72,6 +72,17 @@ def test_another_familys_body_is_an_error_naming_the_allowed_ones():
     with pytest.raises(ValueError, match="model.autoregressive.body: 'pixelcnn' needs image data"):
         load_config(RunConfig, data={"data.source": "moons", "model.family": "autoregressive",
                                      "model.autoregressive.body": "pixelcnn"})  # fmt: skip
+    with pytest.raises(ValueError, match="attention: true needs arch.body 'unet'.*is 'conv'"):
+        load_config(RunConfig, data={"model.family": "diffusion", "model.arch.body": "conv",
+                                     "model.diffusion.attention": True})  # fmt: skip
+
+
+@pytest.mark.parametrize("width", [7, 15])
+def test_a_unet_of_odd_width(width):
+    cfg = load_config(RunConfig, data={"data.source": "photos", "model.family": "diffusion",
+                                       "model.arch.body": "unet", "model.arch.width": width})  # fmt: skip
+    model = build_model(cfg.model, cfg.loss, DataSpec((3, 16, 16), "image", 0.0, 1.0))
+    assert torch.isfinite(model(batch(16, 4)).total)
 
 
 def test_pixelcnn_sees_only_the_values_before_each_one():
@@ -101,6 +112,13 @@ def test_pixelcnn_samples_on_the_receptive_field_as_on_the_whole_image():
         top, left, right = max(0, i - r), max(0, j - r), min(16, j + r + 1)
         crop = net.trunk(net.values(tokens[:, :, top : i + 1, left:right]))
         torch.testing.assert_close(crop[:, :, i - top, j - left], full[:, :, i, j])
+    # sampling is the model's own: at a temperature near 0 each value is its logits' argmax
+    torch.manual_seed(1)
+    net = PixelCNN(3, 8, 16, 2)
+    for layer in [net.first, *net.blocks]:  # a trunk whose features carry far
+        layer.weight.data.mul_(3)
+    cold = net.sample(3, 10, 10, temperature=1e-4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(net(cold).argmax(-1), cold) and cold.unique().numel() > 2
     # and sampling is reproducible for a generator
     a = net.sample(2, 6, 6, temperature=1.0, generator=torch.Generator().manual_seed(4))
     b = net.sample(2, 6, 6, temperature=1.0, generator=torch.Generator().manual_seed(4))

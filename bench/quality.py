@@ -20,7 +20,8 @@ column; a pixel Gaussian (the train split's mean and covariance) is the baseline
 ``--conv`` adds each recipe with today's ``conv`` body beside its 32-64 px one.
 
     .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--families gan,vae]
-        [--losses hinge,bce] [--set train.epochs=20 ...] [--conv] [--out q.md] [--store file:///tmp/q]
+        [--losses hinge,bce] [--main] [--set train.epochs=20 ...] [--conv] [--out q.md]
+        [--store file:///tmp/q]
 """
 
 from __future__ import annotations
@@ -97,6 +98,15 @@ WGAN_EPOCHS = 2 / 3
 def losses(dataset: str, family: str) -> tuple[str, list[str]]:
     """The compared slot and every loss it allows on this dataset."""
     return (DIGITS_LOSSES if dataset in ("digits", *IMAGES_32) else LOSSES)[family]
+
+
+def recipe_loss(dataset: str, family: str) -> str:
+    """The loss the recipe itself puts in the compared slot."""
+    from genai.config import RunConfig
+    from genai.configfile import load_config
+
+    recipe = load_config(RunConfig, ROOT / RECIPES[dataset, family])
+    return recipe.loss[losses(dataset, family)[0]].name
 
 
 def config(
@@ -354,6 +364,11 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="models fitted at once (1 CPU each)")
     ap.add_argument("--only", choices=["ring8", "grid25", "digits", *IMAGES_32], action="append")
     ap.add_argument(
+        "--main",
+        action="store_true",
+        help="each family at its recipe's own loss only (not every loss it allows)",
+    )
+    ap.add_argument(
         "--conv",
         action="store_true",
         help="also each 32x32 recipe with today's conv body (model.arch.body=conv)",
@@ -387,7 +402,7 @@ def main() -> None:
             (store_uri, d, fam, loss, seed, v)
             for d in datasets
             for fam in families
-            for loss in losses(d, fam)[1]
+            for loss in ([recipe_loss(d, fam)] if args.main else losses(d, fam)[1])
             if keep is None or loss in keep
             for v in (variants if d in IMAGES_32 and fam != "autoregressive" else [sets])
             for seed in range(args.seeds)

@@ -25,8 +25,8 @@ from genai.losses import (
 from genai.losses.perceptual import FeatureFn
 from genai.model_config import GanModel
 from genai.models.base import DataSpec, GenerativeModel
-from genai.models.blocks import ConvDecoder, ConvEncoder, mlp
-from genai.models.image_nets import DcganDown, DcganUp
+from genai.models.blocks import mlp
+from genai.models.image_nets import STACKS
 
 
 class Discriminator(nn.Module):
@@ -34,10 +34,8 @@ class Discriminator(nn.Module):
 
     def __init__(self, data: DataSpec, width: int, depth: int, body: str):
         super().__init__()
-        if body == "dcgan":
-            self.body = DcganDown(data.shape, width, width, depth)
-        elif body == "conv":
-            self.body = ConvEncoder(data.shape, width, width, depth)
+        if body in STACKS:
+            self.body = STACKS[body][0](data.shape, width, width, depth)
         else:
             self.body = nn.Sequential(*list(mlp(data.dim, width, width, depth, nn.LeakyReLU))[:-1])
         self.conv = body != "mlp"
@@ -71,10 +69,8 @@ class GAN(GenerativeModel):
         if matching is not None and matching.name == "perceptual" and features is None:
             raise ValueError("loss.feature_matching: 'perceptual' needs a feature network")
         self.features = features
-        if arch.body == "dcgan":
-            self.generator = DcganUp(self.latent, data.shape, arch.width, arch.depth)
-        elif arch.body == "conv":
-            self.generator = ConvDecoder(self.latent, data.shape, arch.width, arch.depth)
+        if arch.body in STACKS:
+            self.generator = STACKS[arch.body][1](self.latent, data.shape, arch.width, arch.depth)
         else:
             self.generator = mlp(self.latent, data.dim, arch.width, arch.depth, arch.activation)
         self.discriminator = Discriminator(data, arch.width, arch.depth, arch.body)

@@ -12,7 +12,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from genai.models.blocks import conv_stages, image_dims, sinusoidal_embedding
+from genai.models.blocks import (
+    ConvDecoder,
+    ConvEncoder,
+    conv_stages,
+    image_dims,
+    sinusoidal_embedding,
+)
 
 MAX_MULT = 8  # channels stop doubling at 8 x width
 
@@ -174,3 +180,11 @@ class UNet(nn.Module):
             if i < len(self.unpool):
                 h = self.unpool[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         return self.out(h).reshape(x.shape)
+
+
+# model.arch.body -> (the image -> vector stack, the vector -> image stack) of a VAE and a GAN;
+# each down stack is built as Down(shape, out_dim, width, depth), each up as Up(in_dim, shape, ...)
+STACKS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "conv": (ConvEncoder, ConvDecoder),
+    "dcgan": (DcganDown, DcganUp),
+}

@@ -21,8 +21,8 @@ from genai.losses import (
 from genai.losses.perceptual import FeatureFn
 from genai.model_config import VaeModel
 from genai.models.base import DataSpec, GenerativeModel
-from genai.models.blocks import ConvDecoder, ConvEncoder, mlp
-from genai.models.image_nets import DcganDown, DcganUp
+from genai.models.blocks import mlp
+from genai.models.image_nets import STACKS
 
 
 class VAE(GenerativeModel):
@@ -51,12 +51,10 @@ class VAE(GenerativeModel):
         self.features = features
         self.recon = pointwise_loss(self.losses["reconstruction"])
         self.is_conv = arch.body != "mlp"
-        if arch.body == "dcgan":
-            self.encoder = DcganDown(data.shape, 2 * self.latent, arch.width, arch.depth)
-            self.decoder = DcganUp(self.latent, data.shape, arch.width, arch.depth)
-        elif arch.body == "conv":
-            self.encoder = ConvEncoder(data.shape, 2 * self.latent, arch.width, arch.depth)
-            self.decoder = ConvDecoder(self.latent, data.shape, arch.width, arch.depth)
+        if self.is_conv:
+            down, up = STACKS[arch.body]
+            self.encoder = down(data.shape, 2 * self.latent, arch.width, arch.depth)
+            self.decoder = up(self.latent, data.shape, arch.width, arch.depth)
         else:
             self.encoder = mlp(data.dim, 2 * self.latent, arch.width, arch.depth, arch.activation)
             self.decoder = mlp(self.latent, data.dim, arch.width, arch.depth, arch.activation)

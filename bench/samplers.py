@@ -2,13 +2,14 @@
 the seconds it takes, side by side in one run, as `genai evaluate` measures them.
 
     .venv/bin/python bench/samplers.py [--recipe configs/recipes/shapes-diffusion.yaml]
-        [--steps 20,50,100] [--n 1000] [--store file:///tmp/samplers] [--run RUN_ID]
+        [--steps 20,50,100] [--etas 0,1] [--n 1000] [--store file:///tmp/samplers] [--run RUN_ID]
 
 The recipe is trained once (`genai train`'s core in this process; found in ``--store`` when it is
 there already), or ``--run`` names a trained run in ``--store``; then it is evaluated with
-evaluate's fast sampler (DDIM) at each of ``--steps`` and with the model's whole ancestral chain
-(DDPM, every timestep): the same ``--n`` samples' seed, the same test split and floor.
-The issue's bar (26): DDIM at the recipe's stated steps within 15% of DDPM's FID.
+evaluate's fast sampler (DDIM) at each of ``--steps`` and each of ``--etas`` (its noise: 0
+deterministic, 1 the DDPM posterior's over the skipped steps) and with the model's whole
+ancestral chain (DDPM, every timestep): the same ``--n`` samples' seed, the same test split
+and floor. The issue's bar (26): DDIM at the recipe's stated steps within 15% of DDPM's FID.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="configs/recipes/shapes-diffusion.yaml")
     ap.add_argument("--steps", default="20,50,100", help="DDIM step counts")
+    ap.add_argument("--etas", default="0,1", help="DDIM noise levels (evaluate --eta)")
     ap.add_argument("--n", type=int, default=1000, help="samples per evaluation")
     ap.add_argument("--store", default="file:///tmp/bench-samplers")
     ap.add_argument("--threads", type=int, default=2)
@@ -42,9 +44,10 @@ def main() -> None:
     else:
         run_id = args.run
     rows = []
-    kinds = [("fast", int(k)) for k in args.steps.split(",")] + [("model", 0)]
-    for kind, steps in kinds:
-        judged = EvaluateConfig(n_samples=args.n, sampler=kind, ddim_steps=max(steps, 1))
+    steps = [int(k) for k in args.steps.split(",")]
+    kinds = [("fast", k, float(e)) for e in args.etas.split(",") for k in steps]
+    for kind, k, eta in [*kinds, ("model", 1, None)]:
+        judged = EvaluateConfig(n_samples=args.n, sampler=kind, ddim_steps=k, eta=eta)
         begun = time.monotonic()
         ev = evaluate_run(store, run_id, judged)
         rows.append((ev.sampler, ev.metrics["fid"], ev.floors["fid"], ev.metrics["recall"],

@@ -181,7 +181,7 @@ def evaluate(
     **fields: Any,
 ) -> dict[str, Any]:
     """Judge a trained run (``genai evaluate``): ``n_samples``, ``split``, ``seed``, ``sampler``,
-    ``ddim_steps``, ``batch_size`` as keywords.
+    ``ddim_steps``, ``eta``, ``batch_size`` as keywords.
     ``metrics`` and their ``floors`` (the same metric between the data's own splits)."""
     from genai.evaluate.evaluate import stored_evaluation  # torch
 

@@ -55,6 +55,9 @@ SAMPLER = typer.Option(
     None, help="fast (default: a diffusion model samples with DDIM) | model (the run's own)"
 )
 DDIM_STEPS = typer.Option(None, "--ddim-steps", help="DDIM steps of the fast sampler (default 50)")
+ETA = typer.Option(
+    None, "--eta", help="DDIM's noise in the fast sampler, 0-1 (default: the run's diffusion.eta)"
+)
 OVERRIDES = typer.Option(None, "--set", help="override a config field: --set train.epochs=3")
 NO_WAIT = typer.Option(
     False, "--no-wait", help="exit (status 2) if another command is producing the same result"
@@ -259,6 +262,7 @@ def evaluate(
     seed: int = typer.Option(None, help="sampling seed"),
     sampler: str = SAMPLER,
     ddim_steps: int = DDIM_STEPS,
+    eta: float = ETA,
     store: str = STORE,
     ray_address: str = RAY_ADDRESS,
     as_json: bool = AS_JSON,
@@ -267,7 +271,7 @@ def evaluate(
     result = api.evaluate(run_id, store=store, ray_address=ray_address, on_boot=opener(ctx),
                           n_samples=n_samples,
                           split=split, seed=seed, sampler=sampler,
-                          ddim_steps=ddim_steps)  # fmt: skip
+                          ddim_steps=ddim_steps, eta=eta)  # fmt: skip
     lines = [
         f"{run_id}: {result['n_samples']} samples ({result['sampler']}) against the"
         f" {result['split']} split"
@@ -291,6 +295,7 @@ def generate(
     seed: int = typer.Option(None, help="sampling seed"),
     sampler: str = SAMPLER,
     ddim_steps: int = DDIM_STEPS,
+    eta: float = ETA,
     store: str = STORE,
     ray_address: str = RAY_ADDRESS,
     as_json: bool = AS_JSON,
@@ -298,7 +303,7 @@ def generate(
     """Draw samples from a trained run: Parquet in data units, plus a picture and loss curves."""
     result = api.generate(run_id, store=store, ray_address=ray_address, on_boot=opener(ctx),
                           n=n, seed=seed,
-                          sampler=sampler, ddim_steps=ddim_steps)  # fmt: skip
+                          sampler=sampler, ddim_steps=ddim_steps, eta=eta)  # fmt: skip
     files = "\n".join(f"  {k}: {v}" for k, v in result["files"].items())
     emit(ctx, result, as_json, f"{result['n']} samples of {run_id}\n{files}")
 

@@ -40,12 +40,15 @@ LATER_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("model", "class_path"): None,
     ("model", "autoregressive", "body"): "transformer",
     ("model", "diffusion", "attention"): False,
+    ("model", "diffusion", "eta"): 0.0,
     ("train", "buffer_mb"): 128,
     ("evaluate", "sampler"): "fast",
     ("evaluate", "ddim_steps"): 50,
     ("evaluate", "batch_size"): 512,
     ("generate", "sampler"): "fast",
     ("generate", "ddim_steps"): 50,
+    ("evaluate", "eta"): None,
+    ("generate", "eta"): None,
 }
 
 
@@ -64,6 +67,19 @@ def identity(cfg: StrictModel) -> dict[str, Any]:
         if isinstance(part, dict) and name in part and part[name] == default:
             del part[name]
     return tree
+
+
+def same_settings(stored: dict[str, Any] | None, cfg: StrictModel, section: str) -> bool:
+    """Whether settings stored with a result (``cfg.model_dump`` then) are ``cfg``'s, a field
+    added since (LATER_DEFAULTS) at its default counting as absent on either side."""
+    if stored is None:
+        return False
+    later = {name: v for (*path, name), v in LATER_DEFAULTS.items() if path == [section]}
+
+    def kept(tree: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in tree.items() if not (k in later and v == later[k])}
+
+    return kept(stored) == kept(cfg.model_dump(mode="json"))
 
 
 # --------------------------------------------------------------------------------------- data
@@ -311,6 +327,12 @@ class SweepConfig(StrictModel):
     max_concurrent: int | None = Field(None, gt=0, description="None: what the cluster holds")
 
 
+ETA = (
+    "DDIM's noise for the fast sampler: 0 deterministic, 1 the DDPM posterior's over the skipped"
+    " steps; None: the run's model.diffusion.eta"
+)
+
+
 class EvaluateConfig(StrictModel):
     n_samples: int = Field(2500, gt=0)
     split: Literal["test", "val"] = "test"
@@ -321,6 +343,7 @@ class EvaluateConfig(StrictModel):
         " families have one sampler); model: the run's own (model.diffusion.sampler)",
     )
     ddim_steps: int = Field(50, gt=0, description="DDIM steps of the fast sampler")
+    eta: float | None = Field(None, ge=0, le=1, description=ETA)
     batch_size: int = Field(512, gt=0, description="samples drawn at a time (512: as generate)")
 
 
@@ -332,6 +355,7 @@ class GenerateConfig(StrictModel):
         "fast", description="as evaluate.sampler: fast is DDIM for a diffusion model"
     )
     ddim_steps: int = Field(50, gt=0, description="DDIM steps of the fast sampler")
+    eta: float | None = Field(None, ge=0, le=1, description=ETA)
 
 
 class PipelineConfig(RunConfig):

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from genai import layout
-from genai.config import GenerateConfig
+from genai.config import GenerateConfig, same_settings
 from genai.data.dataset import SplitReader, denormalise
 from genai.evaluate.evaluate import draw
 from genai.plots import image_grid, loss_curves, scatter
@@ -60,7 +60,7 @@ def stored_samples(store: ArtifactStore, run_id: str, cfg: GenerateConfig) -> Sa
     if not store.exists(key):
         return None
     schema = store.read_schema(key)
-    if store.table_metadata(schema).get("generate") != cfg.model_dump(mode="json"):
+    if not same_settings(store.table_metadata(schema).get("generate"), cfg, "generate"):
         return None
     files = {"samples": store.key_uri(key)}
     for name in PICTURES:

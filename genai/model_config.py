@@ -70,6 +70,13 @@ class DiffusionOptions(StrictModel):
     schedule: Literal["linear", "cosine"] = "cosine"
     sampler: Literal["ddpm", "ddim"] = "ddpm"
     sample_steps: int = Field(50, gt=0, description="DDIM steps (DDPM uses every timestep)")
+    eta: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="DDIM's noise (Song et al. 2021): 0 deterministic, 1 the DDPM posterior's"
+        " noise over the skipped steps; used by the ddim sampler and evaluate's fast sampler",
+    )
     attention: bool = Field(
         False, description="unet: self-attention at the lowest resolution (Ho et al. 2020)"
     )

@@ -19,7 +19,7 @@ import pyarrow as pa
 import torch
 
 from genai import layout
-from genai.config import EvaluateConfig, GenerateConfig
+from genai.config import EvaluateConfig, GenerateConfig, same_settings
 from genai.errors import UserError
 from genai.evaluate.judge import Judge
 from genai.evaluate.likelihood import likelihood_metrics
@@ -73,7 +73,7 @@ def draw(
 ) -> tuple[torch.Tensor, str]:
     """``n`` seeded samples, ``cfg.batch_size`` at a time with ``cfg``'s sampler, each batch
     said through ``status``; checked finite. (samples, the sampler's name)."""
-    options, sampler = model.sampler_options(cfg.sampler, cfg.ddim_steps)
+    options, sampler = model.sampler_options(cfg.sampler, cfg.ddim_steps, cfg.eta)
     status(f"{run_id}: drawing {n} samples ({sampler})")
     fake = model.sample_batched(
         n,
@@ -92,7 +92,7 @@ def stored_evaluation(store: ArtifactStore, run_id: str, cfg: EvaluateConfig) ->
     if not store.exists(key):
         return None
     table = store.read_table(key)
-    if store.table_metadata(table).get("evaluate") != cfg.model_dump(mode="json"):
+    if not same_settings(store.table_metadata(table).get("evaluate"), cfg, "evaluate"):
         return None
     rows = table.to_pylist()
     return Evaluation(

@@ -102,7 +102,9 @@ class GenerativeModel(nn.Module):
                 progress(i + len(parts[-1]), n)
         return torch.cat(parts) if parts else torch.empty(0, *self.data.shape)
 
-    def sampler_options(self, kind: str, ddim_steps: int) -> tuple[dict[str, Any], str]:
+    def sampler_options(
+        self, kind: str, ddim_steps: int, eta: float | None = None
+    ) -> tuple[dict[str, Any], str]:
         """(options for :meth:`sample`, a name for what samples) of ``kind`` "fast" or "model":
         one sampler for every family but diffusion (:class:`genai.models.diffusion.Diffusion`)."""
         return {}, self.family

@@ -86,6 +86,7 @@ class Diffusion(GenerativeModel):
         generator: torch.Generator | None = None,
         sampler: Literal["ddpm", "ddim"] | None = None,
         steps: int | None = None,
+        eta: float | None = None,
     ) -> Tensor:
         sampler = sampler or self.opts.sampler
         x = self._noise(n, *self.data.shape, generator=generator)  # x_T
@@ -97,19 +98,30 @@ class Diffusion(GenerativeModel):
             return x
         k = min(steps or self.opts.sample_steps, T)
         times = torch.linspace(T - 1, 0, k).round().long().tolist()
+        eta = self.opts.eta if eta is None else eta
         for i, t in enumerate(times):
             x0, eps = self._x0_eps(x, t)
-            x = self.schedule.ddim_step(x0, eps, times[i + 1] if i + 1 < k else -1)
+            t_prev = times[i + 1] if i + 1 < k else -1
+            noise = self._noise(*x.shape, generator=generator) if eta and t_prev >= 0 else None
+            x = self.schedule.ddim_step(x0, eps, t, t_prev, eta, noise)
         return x
 
-    def sampler_options(self, kind: str, ddim_steps: int) -> tuple[dict[str, Any], str]:
-        """fast: DDIM in ``ddim_steps``; model: the config's own sampler."""
+    def sampler_options(
+        self, kind: str, ddim_steps: int, eta: float | None = None
+    ) -> tuple[dict[str, Any], str]:
+        """fast: DDIM in ``ddim_steps`` at ``eta`` (None: the model's); model: the config's own
+        sampler."""
         T = self.schedule.timesteps
+
+        def ddim(steps: int, eta: float) -> str:
+            return f"ddim {min(steps, T)} steps" + (f", eta {eta:g}" if eta else "")
+
         if kind == "fast":
-            return {"sampler": "ddim", "steps": ddim_steps}, f"ddim {min(ddim_steps, T)} steps"
+            eta = self.opts.eta if eta is None else eta
+            return {"sampler": "ddim", "steps": ddim_steps, "eta": eta}, ddim(ddim_steps, eta)
         if self.opts.sampler == "ddpm":
             return {}, f"ddpm {T} steps"
-        return {}, f"ddim {min(self.opts.sample_steps, T)} steps"
+        return {}, ddim(self.opts.sample_steps, self.opts.eta)
 
     def _x0_eps(self, x: Tensor, t: int) -> tuple[Tensor, Tensor]:
         tt = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)

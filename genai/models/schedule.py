@@ -68,10 +68,28 @@ class NoiseSchedule(nn.Module):
         var = beta * (1 - ab_prev) / (1 - ab)
         return mean + var.sqrt() * noise
 
-    def ddim_step(self, x0: Tensor, eps: Tensor, t_prev: int) -> Tensor:
-        """Deterministic DDIM (eta = 0, Song et al. 2021, arXiv:2010.02502) to step t_prev."""
+    def ddim_step(
+        self,
+        x0: Tensor,
+        eps: Tensor,
+        t: int,
+        t_prev: int,
+        eta: float = 0.0,
+        noise: Tensor | None = None,
+    ) -> Tensor:
+        """DDIM (Song et al. 2021, arXiv:2010.02502, eq. 12) from step t to step t_prev.
+
+        eta = 0 is the deterministic sampler; eta = 1 adds the noise of the DDPM posterior for the
+        skipped steps, so with every timestep it is DDPM's ancestral chain."""
         ab_prev = self.alpha_bar[t_prev] if t_prev >= 0 else torch.ones((), device=x0.device)
-        return ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+        if eta == 0 or t_prev < 0:
+            return ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+        ab = self.alpha_bar[t]
+        sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
+        if noise is None:
+            raise ValueError("ddim_step: eta > 0 needs noise")
+        direction = (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps
+        return ab_prev.sqrt() * x0 + direction + sigma * noise
 
 
 def make_schedule(kind: str, timesteps: int) -> NoiseSchedule:

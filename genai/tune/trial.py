@@ -86,7 +86,7 @@ class TrialJudge(Hook):
         for r in replicas:
             gen = torch.Generator().manual_seed(ctx.cfg.train.seed)
             with r.sampling() as family:  # with evaluate's default sampler: its score
-                options, _ = family.sampler_options(FAST.sampler, FAST.ddim_steps)
+                options, _ = family.sampler_options(FAST.sampler, FAST.ddim_steps, FAST.eta)
                 fake = family.sample_batched(self.n_samples, generator=gen, **options).cpu()
             if not torch.isfinite(fake).all():
                 raise FloatingPointError("the model generates NaN or inf")

@@ -207,3 +207,19 @@ def test_made_hidden_layers_reach_every_token(width):
         changed = tokens.clone()
         changed[:, j] = (changed[:, j] + 3) % 8
         assert (model.logits(changed)[:, 63] - base).abs().max() > 1e-6, j
+
+
+def test_diffusion_eta_draws_seeded_noise_and_names_itself():
+    cfg = load_config(RunConfig, data={**tiny("diffusion"), "model.diffusion.eta": 1.0})
+    model = build_model(cfg.model, cfg.loss, IMAGE, features=tiny_features).eval()
+
+    def draw(**options):
+        return model.sample(6, generator=torch.Generator().manual_seed(3), **options)
+
+    options, name = model.sampler_options("fast", 4)  # the model's eta
+    assert name == "ddim 4 steps, eta 1" and options["eta"] == 1.0
+    torch.testing.assert_close(draw(**options), draw(**options))  # a seed, the same samples
+    assert not torch.allclose(draw(**options), draw(**model.sampler_options("fast", 4, 0.0)[0]))
+    assert model.sampler_options("fast", 4, 0.0)[1] == "ddim 4 steps"  # evaluate's --eta wins
+    with pytest.raises(ConfigError, match="eta"):
+        load_config(RunConfig, data={**tiny("diffusion"), "model.diffusion.eta": 1.5})

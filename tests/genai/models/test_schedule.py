@@ -34,7 +34,7 @@ def test_ddpm_step_at_t0_returns_x0_and_ddim_to_minus_one_returns_x0():
     x0, eps = torch.randn(4, 2), torch.randn(4, 2)
     x1 = s.add_noise(x0, eps, torch.full((4,), 0))
     torch.testing.assert_close(s.ddpm_step(x1, x0, 0, torch.randn(4, 2)), x0, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(s.ddim_step(x0, eps, -1), x0)
+    torch.testing.assert_close(s.ddim_step(x0, eps, 0, -1), x0)
 
 
 def test_ddim_step_lands_on_the_forward_marginal():
@@ -42,4 +42,30 @@ def test_ddim_step_lands_on_the_forward_marginal():
     s = NoiseSchedule(cosine_beta_schedule(30))
     x0, eps = torch.randn(5, 2), torch.randn(5, 2)
     expected = s.add_noise(x0, eps, torch.full((5,), 12))
-    torch.testing.assert_close(s.ddim_step(x0, eps, 12), expected)
+    torch.testing.assert_close(s.ddim_step(x0, eps, 20, 12), expected)
+
+
+@pytest.mark.parametrize("make", [linear_beta_schedule, cosine_beta_schedule])
+def test_ddim_at_eta_one_over_every_step_is_the_ddpm_posterior(make):
+    # eta = 1 from t to t - 1: the same mean and noise scale as DDPM's posterior q(x_{t-1}|x_t, x0)
+    s = NoiseSchedule(make(40))
+    x0, eps, noise = torch.randn(5, 3), torch.randn(5, 3), torch.randn(5, 3)
+    for t in (1, 7, 20, 39):
+        x_t = s.add_noise(x0, eps, torch.full((5,), t))
+        torch.testing.assert_close(
+            s.ddim_step(x0, eps, t, t - 1, 1.0, noise),
+            s.ddpm_step(x_t, x0, t, noise),
+            atol=1e-5,
+            rtol=1e-4,
+        )
+
+
+def test_ddim_with_eta_keeps_the_forward_marginal_variance():
+    # true x0, eps drawn fresh: x_{t'} from a DDIM step at eta 0.5 has q(x_t' | x0)'s spread
+    s = NoiseSchedule(cosine_beta_schedule(50))
+    x0 = torch.zeros(200_000, 1)
+    eps, noise = torch.randn(200_000, 1), torch.randn(200_000, 1)
+    x = s.ddim_step(x0, eps, 40, 10, 0.5, noise)
+    assert abs(x.var().item() - (1 - s.alpha_bar[10]).item()) < 0.01
+    with pytest.raises(ValueError, match="needs noise"):
+        s.ddim_step(x0, eps, 40, 10, 0.5)

@@ -73,6 +73,17 @@ def test_a_run_stored_with_every_familys_options_loads_resumes_and_evaluates(tmp
     assert trained.config == cfg and trained.model.schedule is not None
     evaluation = evaluate_run(store, first.run_id, EvaluateConfig(n_samples=200, ddim_steps=5))
     assert evaluation.metrics["mmd2"] >= 0 and "modes" in evaluation.metrics
+    # an evaluation stored before evaluate.eta existed is the same settings' (eta None) ...
+    key = layout.evaluation(first.run_id)
+    table = store.read_table(key)
+    meta = store.table_metadata(table)
+    del meta["evaluate"]["eta"]
+    store.write_table(key, table, metadata=meta)
+    again = evaluate_run(store, first.run_id, EvaluateConfig(n_samples=200, ddim_steps=5))
+    assert again.reused and again.metrics == evaluation.metrics
+    # ... and another eta is another evaluation, named by its sampler
+    noisy = evaluate_run(store, first.run_id, EvaluateConfig(n_samples=200, ddim_steps=5, eta=1))
+    assert not noisy.reused and noisy.sampler == "ddim 5 steps, eta 1"
     samples = generate(store, first.run_id, GenerateConfig(n=16, ddim_steps=5))
     assert set(samples.files) >= {"samples", "scatter"}
 

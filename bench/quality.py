@@ -54,7 +54,7 @@ BUDGET_S = 120.0
 # sampler and sample count `genai evaluate` uses on them (the figure and the command agree)
 IMAGES_32 = ("shapes", "photos")
 BUDGETS = {name: 600.0 for name in IMAGES_32}
-IMAGE_SAMPLES, IMAGE_SAMPLER = 1000, "fast"  # DDIM in 50 steps for a diffusion model
+IMAGE_SAMPLES, IMAGE_SAMPLER = 1000, "fast"  # DDIM in 50 steps at the recipe's eta
 
 # family -> the loss slot compared and every loss it allows (wasserstein with its penalty)
 LOSSES = {

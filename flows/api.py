@@ -209,7 +209,8 @@ def generate(
     on_boot: OnBoot | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Draw samples from a trained run (``genai generate``): ``n``, ``seed`` as keywords.
+    """Draw samples from a trained run (``genai generate``): ``n``, ``seed``, ``sampler``,
+    ``ddim_steps``, ``eta``, ``batch_size`` as keywords.
     ``files`` names the samples' Parquet and the pictures."""
     from genai.generate import stored_samples  # torch
 

@@ -69,15 +69,21 @@ def identity(cfg: StrictModel) -> dict[str, Any]:
     return tree
 
 
+# Settings added to evaluate / generate whose default draws exactly what their absence drew: a
+# result stored before the field existed is the same result (not so for sampler, ddim_steps:
+# before them a diffusion run was sampled with its own chain).
+SAME_AS_ABSENT: dict[str, dict[str, Any]] = {"evaluate": {"eta": None}, "generate": {"eta": None}}
+
+
 def same_settings(stored: dict[str, Any] | None, cfg: StrictModel, section: str) -> bool:
-    """Whether settings stored with a result (``cfg.model_dump`` then) are ``cfg``'s, a field
-    added since (LATER_DEFAULTS) at its default counting as absent on either side."""
+    """Whether settings stored with a result (``cfg.model_dump`` then) are ``cfg``'s, a field of
+    SAME_AS_ABSENT at its default counting as absent on either side."""
     if stored is None:
         return False
-    later = {name: v for (*path, name), v in LATER_DEFAULTS.items() if path == [section]}
+    absent = SAME_AS_ABSENT.get(section, {})
 
     def kept(tree: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in tree.items() if not (k in later and v == later[k])}
+        return {k: v for k, v in tree.items() if not (k in absent and v == absent[k])}
 
     return kept(stored) == kept(cfg.model_dump(mode="json"))
 
@@ -328,8 +334,9 @@ class SweepConfig(StrictModel):
 
 
 ETA = (
-    "DDIM's noise for the fast sampler: 0 deterministic, 1 the DDPM posterior's over the skipped"
-    " steps; None: the run's model.diffusion.eta"
+    "DDIM's noise for a diffusion model's fast sampler: 0 deterministic, 1 the DDPM posterior's"
+    " over the skipped steps; None: the run's model.diffusion.eta (other families and the model"
+    " sampler ignore it)"
 )
 
 

@@ -75,7 +75,8 @@ class DiffusionOptions(StrictModel):
         ge=0,
         le=1,
         description="DDIM's noise (Song et al. 2021): 0 deterministic, 1 the DDPM posterior's"
-        " noise over the skipped steps; used by the ddim sampler and evaluate's fast sampler",
+        " noise over the skipped steps; used by the ddim sampler and by the fast sampler of"
+        " evaluate, generate and sweep trials (evaluate.eta / generate.eta override it)",
     )
     attention: bool = Field(
         False, description="unet: self-attention at the lowest resolution (Ho et al. 2020)"

@@ -269,6 +269,14 @@ def test_ids_of_earlier_configs_stay_as_they_were(tmp_path):
     made = load_config(RunConfig, tmp_path / "ar.yaml",
                        overrides=["model.autoregressive.body=made"])  # fmt: skip
     assert run_id_for(made, "v1") != "autoregressive-e98c5d2e58cf"
+    # model.diffusion.attention and eta came with the 32x32 bodies: the DDPM keeps its id
+    ddpm = load_config(RunConfig, "configs/diffusion.yaml")
+    assert run_id_for(ddpm, "v1") == "diffusion-70aa4c921bd7"
+    for given in ("model.diffusion.eta=0.0", "model.diffusion.attention=false"):
+        same = load_config(RunConfig, "configs/diffusion.yaml", overrides=[given])
+        assert run_id_for(same, "v1") == "diffusion-70aa4c921bd7"
+    noisy = load_config(RunConfig, "configs/diffusion.yaml", overrides=["model.diffusion.eta=1"])
+    assert run_id_for(noisy, "v1") != "diffusion-70aa4c921bd7"
 
 
 def test_model_options_are_per_family():

@@ -60,12 +60,18 @@ def test_ddim_at_eta_one_over_every_step_is_the_ddpm_posterior(make):
         )
 
 
-def test_ddim_with_eta_keeps_the_forward_marginal_variance():
-    # true x0, eps drawn fresh: x_{t'} from a DDIM step at eta 0.5 has q(x_t' | x0)'s spread
+def test_ddim_noise_over_a_skip_is_eta_times_the_skipped_posteriors():
+    # from 40 to 10: sigma = eta sqrt((1 - ab_10) / (1 - ab_40)) sqrt(1 - ab_40 / ab_10) (eq. 16)
     s = NoiseSchedule(cosine_beta_schedule(50))
-    x0 = torch.zeros(200_000, 1)
-    eps, noise = torch.randn(200_000, 1), torch.randn(200_000, 1)
-    x = s.ddim_step(x0, eps, 40, 10, 0.5, noise)
-    assert abs(x.var().item() - (1 - s.alpha_bar[10]).item()) < 0.01
+    x0, eps, noise = torch.randn(6, 2), torch.randn(6, 2), torch.randn(6, 2)
+    ab, ab_prev = s.alpha_bar[40], s.alpha_bar[10]
+    for eta in (0.5, 1.0):
+        sigma = eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).sqrt()
+        noisy = s.ddim_step(x0, eps, 40, 10, eta, noise)
+        torch.testing.assert_close(noisy - s.ddim_step(x0, eps, 40, 10, eta, 0 * noise),
+                                   sigma * noise)  # fmt: skip
+        # the rest: x0's share as at eta 0, eps's shrunk so the variance stays 1 - ab_10
+        direction = (1 - ab_prev - sigma**2).sqrt() * eps
+        torch.testing.assert_close(noisy, ab_prev.sqrt() * x0 + direction + sigma * noise)
     with pytest.raises(ValueError, match="needs noise"):
         s.ddim_step(x0, eps, 40, 10, 0.5)

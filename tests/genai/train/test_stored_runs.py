@@ -84,8 +84,20 @@ def test_a_run_stored_with_every_familys_options_loads_resumes_and_evaluates(tmp
     # ... and another eta is another evaluation, named by its sampler
     noisy = evaluate_run(store, first.run_id, EvaluateConfig(n_samples=200, ddim_steps=5, eta=1))
     assert not noisy.reused and noisy.sampler == "ddim 5 steps, eta 1"
+    # one stored before evaluate.sampler existed was drawn with the run's own chain: not reused
+    table = store.read_table(key)
+    store.write_table(key, table, metadata={"evaluate": {"n_samples": 200, "split": "test",
+                                                         "seed": 0}})  # fmt: skip
+    assert not evaluate_run(store, first.run_id, EvaluateConfig(n_samples=200)).reused
     samples = generate(store, first.run_id, GenerateConfig(n=16, ddim_steps=5))
     assert set(samples.files) >= {"samples", "scatter"}
+    skey = layout.samples_table(first.run_id)  # samples stored before generate.eta: the same
+    stable = store.read_table(skey)
+    smeta = store.table_metadata(stable)
+    del smeta["generate"]["eta"]
+    store.write_table(skey, stable, metadata=smeta)
+    assert generate(store, first.run_id, GenerateConfig(n=16, ddim_steps=5)).reused
+    assert not generate(store, first.run_id, GenerateConfig(n=16, ddim_steps=5, eta=0.5)).reused
 
 
 def test_genai_train_with_another_familys_option_exits_2_naming_it(tmp_path):

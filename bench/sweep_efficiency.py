@@ -6,7 +6,14 @@ score each reached at full length, and the framework's overhead per trial (wall 
 concurrency minus the time trials spent training and scoring, per trial) beside a raw Tune trial
 (a function that reports once), both through Tuner on this machine.
 
-    .venv/bin/python bench/sweep_efficiency.py [--trials 15] [--epochs 8]
+Then the marginal cost of a trial, side by side: a genai sweep of ``--big`` one-epoch, one-worker
+trials on 2,000 moons rows (random learning rates, FIFO, 2 at a time) minus one of ``--small``,
+divided by the difference (after a warm-up sweep, discarded, so neither pays Ray's first start),
+beside the same difference for a raw Tune function trainable that imports torch and takes 50 Adam
+steps on a small MLP, with Tune's actors reused and without. Issue 27's aim: genai's marginal
+trial <= 1 s beyond the raw one with actors reused.
+
+    .venv/bin/python bench/sweep_efficiency.py [--trials 15] [--epochs 8] [--marginal-only]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from ray import tune
 from genai.cluster import ensure_ray
 from genai.config import RunConfig, SweepConfig
 from genai.configfile import load_config
+from genai.data.prepare import prepare
 from genai.storage import ArtifactStore
 from genai.tune.sweep import sweep
 
@@ -63,14 +71,105 @@ def raw_tune(trials: int) -> float:
     return (time.perf_counter() - t) * 2 / trials
 
 
+def raw_marginal(trials: int, reuse: bool) -> float:
+    """Wall seconds of a Tune run of ``trials`` raw torch trials, 2 at a time."""
+
+    def steps(config):
+        import torch  # in the trial: a fresh actor imports it again, a reused one has it
+
+        torch.set_num_threads(1)
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Linear(2, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, 64),
+            torch.nn.ReLU(),
+            torch.nn.Linear(64, 2),
+        )
+        opt = torch.optim.Adam(net.parameters(), lr=config["lr"])
+        x = torch.randn(64, 2)
+        for _ in range(50):
+            loss = (net(x) - x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        tune.report({"score": loss.item()})
+
+    t = time.perf_counter()
+    tune.Tuner(
+        tune.with_resources(steps, {"cpu": 1}),
+        param_space={"lr": tune.loguniform(3e-4, 3e-3)},
+        tune_config=tune.TuneConfig(
+            num_samples=trials,
+            metric="score",
+            mode="min",
+            max_concurrent_trials=2,
+            reuse_actors=reuse,
+        ),
+        run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), verbose=0),
+    ).fit()
+    return time.perf_counter() - t
+
+
+def marginal(small: int, big: int) -> dict:
+    """Seconds a trial adds to a sweep: genai's, and the raw trial's with and without reuse."""
+    base = load_config(
+        RunConfig,
+        data={"data.source": "moons", "data.n": 2000, "train.epochs": 1, "train.num_workers": 1},
+    )
+    walls: dict[str, dict[int, float]] = {"genai": {}, "raw, reused": {}, "raw, fresh": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ArtifactStore(f"file://{tmp}/store")
+        space = Path(tmp, "lr.yaml")
+        space.write_text("train.lr: {loguniform: [0.0003, 0.003]}\n")
+        prepare(base.data, store)  # neither sweep pays for the dataset
+        busy = []
+        sweep(base, SweepConfig(space=str(space), trials=small + 1, scheduler="fifo"), store)
+        raw_marginal(small, reuse=True)  # both warm: Ray's worker pool, the files' caches
+        for n in (small, big):
+            t = time.perf_counter()
+            done = sweep(base, SweepConfig(space=str(space), trials=n, scheduler="fifo"), store)
+            walls["genai"][n] = time.perf_counter() - t
+            rows = store.read_table(f"sweeps/{done.sweep_id}/trials.parquet").to_pylist()
+            busy += [r["wall_s"] for r in rows]
+            processes = len({r["pid"] for r in rows})
+            print(f"genai sweep of {n} trials: {walls['genai'][n]:.1f} s, {processes} processes")
+            walls["raw, reused"][n] = raw_marginal(n, reuse=True)
+            walls["raw, fresh"][n] = raw_marginal(n, reuse=False)
+    per = {k: (w[big] - w[small]) / (big - small) for k, w in walls.items()}
+    return {
+        "walls": {k: {str(n): round(s, 2) for n, s in w.items()} for k, w in walls.items()},
+        "marginal_s": {k: round(v, 2) for k, v in per.items()},
+        "beyond_raw_reused_s": round(per["genai"] - per["raw, reused"], 2),
+        "genai_trial_s": round(sum(busy) / len(busy), 2),  # its own training and judging
+    }
+
+
+def print_marginal(m: dict, small: int, big: int) -> None:
+    print(f"marginal seconds a trial ({big} trials minus {small}, / {big - small}; 2 at a time)")
+    for name, s in m["marginal_s"].items():
+        w = m["walls"][name]
+        print(f"  {name:12}{s:>8.2f}   (wall {w[str(small)]:.1f} s and {w[str(big)]:.1f} s)")
+    print(f"  genai beyond the raw trial with actors reused: {m['beyond_raw_reused_s']:.2f} s")
+    print(f"  a genai trial's own time (training and judging, mean): {m['genai_trial_s']:.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=15)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--grace", type=int, default=1, help="ASHA grace period (epochs)")
     ap.add_argument("--factor", type=int, default=3, help="ASHA reduction factor")
+    ap.add_argument("--small", type=int, default=4, help="trials of the marginal's small sweep")
+    ap.add_argument("--big", type=int, default=28, help="trials of the marginal's big sweep")
+    ap.add_argument("--marginal-only", action="store_true", help="only the marginal cost")
     args = ap.parse_args()
     ensure_ray()
+    if args.marginal_only:
+        m = marginal(args.small, args.big)
+        print_marginal(m, args.small, args.big)
+        print(json.dumps({"marginal": m}))
+        return
     base = load_config(
         RunConfig,
         data={
@@ -136,6 +235,8 @@ def main() -> None:
             f"{r['wall_s']:>9.1f}{overhead[name]:>18.2f}"
         )
     print(f"raw Tune trial (no-op function): {raw:.2f}s per trial")
+    result["marginal"] = marginal(args.small, args.big)
+    print_marginal(result["marginal"], args.small, args.big)
     print(json.dumps(result))
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import ray
 from ray import tune
 from ray.air.integrations.mlflow import MLflowLoggerCallback
-from ray.tune.logger import JsonLoggerCallback
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -208,23 +206,37 @@ def sweep(
         return _sweep(base, cfg, store, space, sweep_id, metric, mode, ray_address, wait)
 
 
-@contextlib.contextmanager
-def without_default_loggers() -> Iterator[None]:
-    """Tune's default loggers add TensorBoard files nobody asked for (and a warning for every inf
-    they are handed); the trial table comes from JsonLoggerCallback's result.json. Tune reads the
-    switch from the environment, so it is set for this sweep only and restored after it."""
-    key, before = (
-        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
-        os.environ.get("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"),
-    )
-    os.environ[key] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
+class _Idle:
+    """A logger callback that logs nothing."""
+
+    def __init__(self) -> None:
+        pass
+
+    def log_trial_start(self, trial: Any) -> None:
+        pass
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        pass
+
+    def log_trial_end(self, trial: Any, failed: bool = False) -> None:
+        pass
+
+
+class NoCsv(_Idle, CSVLoggerCallback):
+    """Tune's CSV logger, idle."""
+
+
+class NoTensorBoard(_Idle, TBXLoggerCallback):
+    """Tune's TensorBoard logger, idle (it needs no tensorboardX)."""
+
+
+def quiet_loggers() -> list[Any]:
+    """Tune adds a CSV, a JSON and a TensorBoard logger to every run unless it is handed one of
+    each kind (or the process's environment says TUNE_DISABLE_AUTO_CALLBACK_LOGGERS): the
+    TensorBoard files nobody asked for (and a warning for every inf they are handed) and a CSV
+    copy of result.json. Handing it idle ones of those two kinds turns them off for this sweep
+    alone; the trial table comes from JsonLoggerCallback's result.json."""
+    return [NoCsv(), NoTensorBoard(), JsonLoggerCallback()]
 
 
 def _sweep(
@@ -322,43 +334,44 @@ def _tune(
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[
             Progress(cfg.trials * space.grid_size, base.train.epochs, metric, mode),
-            JsonLoggerCallback(),
+            *quiet_loggers(),
             *callbacks,
         ],
         verbose=0,
     )
     experiment = f"{path}/tune"
     start = time.perf_counter()
-    with without_default_loggers():
-        if tune.Tuner.can_restore(experiment, storage_filesystem=fs):
-            log.info(
-                "resuming sweep %s from %s", sweep_id, store.key_uri(layout.sweep_tune(sweep_id))
-            )
-            tuner = tune.Tuner.restore(
-                experiment,
-                trainable,
-                resume_unfinished=True,
-                resume_errored=False,
-                restart_errored=False,
-                storage_filesystem=fs,
-            )
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space={p.path: to_tune(p) for p in space.params},
-                tune_config=tune.TuneConfig(
-                    metric="score",
-                    mode=mode,
-                    num_samples=cfg.trials,
-                    scheduler=scheduler,
-                    search_alg=search,
-                    # a trial's actor is not reused: Tune resets a reused actor only if the last
-                    # trial's thread ends within 2 s, and a stopped wide trial's never does
-                    reuse_actors=False,
-                ),
-                run_config=run_config,
-            )
-        grid = tuner.fit()
+    # One-worker trials reuse their actors (a process keeps torch imported and the dataset read,
+    # genai.tune.trial.kept): Tune resets a reused actor only if the last trial's thread ends
+    # within TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s), which an in-process trial's does at its next
+    # report when stopped; a wider trial's thread waits in TorchTrainer.fit() and never does, so
+    # a sweep with any such trial starts a fresh actor for each.
+    reuse = trial_workers(base, space) == 1
+    if tune.Tuner.can_restore(experiment, storage_filesystem=fs):
+        log.info("resuming sweep %s from %s", sweep_id, store.key_uri(layout.sweep_tune(sweep_id)))
+        tuner = tune.Tuner.restore(
+            experiment,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=False,
+            restart_errored=False,
+            storage_filesystem=fs,
+        )
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={p.path: to_tune(p) for p in space.params},
+            tune_config=tune.TuneConfig(
+                metric="score",
+                mode=mode,
+                num_samples=cfg.trials,
+                scheduler=scheduler,
+                search_alg=search,
+                reuse_actors=reuse,
+            ),
+            run_config=run_config,
+        )
+    grid = tuner.fit()
     table = trials_table(grid, space, epochs)
     store.write_table(layout.sweep_trials(sweep_id), table)
     rows = table.to_pylist()

@@ -52,6 +52,8 @@ def trials_table(grid, space: SearchSpace, base_epochs: int) -> pa.Table:
             "error": error_line(result.error),
             "wall_s": float(last.get("time_total_s", 0.0)) if last else None,
             "workers": int(last.get("workers", 1)),
+            # the trial's process (a wide trial's driver): one-worker trials reuse processes
+            "pid": int(last["pid"]) if "pid" in last else None,
         }
         for metric in METRICS:  # the Judge's metrics at the last epoch, as evaluate names them
             if metric in last:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import ray
 import torch
@@ -42,6 +43,22 @@ from genai.train.state import FitData, FitState, load_fit_data
 from genai.train.trained import feature_layers
 from genai.train.trainer import build_trainer, resolve_use_gpu
 from genai.tune.space import trial_config
+
+T = TypeVar("T")
+_KEPT: dict[tuple[str, ...], Any] = {}
+
+
+def kept(kind: str, store_uri: str, dataset_key: str, extra: str, make: Callable[[], T]) -> T:
+    """What a reused actor keeps between its trials (Tune reuses one-worker trials' actors):
+    values made from a dataset by its content key (its splits, its Judge), so they cannot go
+    stale; only one dataset's are kept. A trial reads them and never writes them."""
+    key = (kind, store_uri, dataset_key, extra)
+    if key not in _KEPT:
+        if any(k[1:3] != key[1:3] for k in _KEPT):
+            _KEPT.clear()
+        _KEPT[key] = make()
+    return _KEPT[key]
+
 
 FAST = EvaluateConfig()  # trials sample as `genai evaluate` does by default (DDIM for DDPM)
 
@@ -67,7 +84,13 @@ class TrialJudge(Hook):
     def setup(self, cfg: RunConfig, session: Session, data: FitData) -> None:
         if session.rank == 0:
             store = ArtifactStore(self.store_uri, check=False)
-            self.judge = Judge(store, self.dataset_key, reference="val")
+            self.judge = kept(
+                "judge",
+                self.store_uri,
+                self.dataset_key,
+                "val",
+                lambda: Judge(store, self.dataset_key, reference="val"),
+            )
 
     def on_epoch(self, ctx: EpochContext) -> dict[str, Any]:
         replicas = ctx.state.replicas
@@ -143,7 +166,8 @@ def run_trial(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
         run_wide_trial(cfg, store, ctx, seeds, hooks)
         return
     torch.set_num_threads(1)  # one CPU per in-process trial
-    data = load_fit_data(store, ctx["dataset_key"], buffer_mb=cfg.train.buffer_mb)
+    key, mb = ctx["dataset_key"], cfg.train.buffer_mb
+    data = kept("data", store.uri, key, str(mb), lambda: load_fit_data(store, key, buffer_mb=mb))
     features = feature_layers(store, cfg, ctx["dataset_key"])
     fit(cfg, data, TuneSession(cfg.train.epochs), seeds=seeds, hooks=hooks, features=features)
 

@@ -32,7 +32,7 @@ from genai.config import (
 from genai.configfile import load_config
 from genai.data.feature_spec import trained
 from genai.data.prepare import find_prepared
-from genai.pipeline import base_config, finished_pipeline
+from genai.pipeline import DEMO, base_config, finished_pipeline
 from genai.storage import ArtifactStore
 from genai.strict import StrictModel
 from genai.train.runs import check_run, find_finished
@@ -46,8 +46,6 @@ from genai.tune.space import load_space
 M = TypeVar("M", bound=StrictModel)
 Config = str | Path | Mapping[str, Any] | StrictModel | None
 OnBoot = Callable[[str], None]  # called with the command's name before the services start
-
-DEMO = "configs/demo.yaml"  # from the working directory, else the copy that ships with genai
 
 
 def load(

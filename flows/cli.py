@@ -312,7 +312,11 @@ def generate(
 def serve(
     ctx: typer.Context,
     cron: str = typer.Option("0 3 * * *", help="schedule of nightly-pipeline (cron)"),
-    config: Path = typer.Option(None, help="default pipeline config of the pipeline deployments"),
+    config: Path = typer.Option(
+        None,
+        help="default pipeline config of the pipeline deployments"
+        " (default: configs/demo.yaml, the job `genai run` runs)",
+    ),
     store: str = STORE,
     limit: int = typer.Option(
         1, min=1, help="runs of one deployment at once; more are queued (ENQUEUE)"

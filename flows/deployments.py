@@ -16,6 +16,7 @@ from flows.pipeline import pipeline_flow
 from flows.sweep import sweep_flow
 from flows.train import train_flow
 from genai.config import PipelineConfig
+from genai.pipeline import DEMO, demo_config
 
 NIGHTLY_CRON = "0 3 * * *"
 
@@ -28,7 +29,8 @@ def deployments(
     limit: int = 1,
 ) -> list[Any]:
     """The four deployments; ``store`` becomes every deployment's default store and ``config``
-    the pipelines' default config (the form the UI shows starts from it). At most ``limit``
+    (default: the demo, configs/demo.yaml, the job ``genai run`` runs) the pipelines' default
+    config (the form the UI shows starts from it). At most ``limit``
     runs of each deployment run at once; more wait their turn (Prefect's ENQUEUE strategy:
     state AwaitingConcurrencySlot), so a burst of launches queues instead of fighting over the
     cluster's CPUs."""
@@ -39,22 +41,20 @@ def deployments(
         "concurrency_limit": queue,
     }
     defaults: dict[str, Any] = {"store": store} if store else {}
-    pipeline_defaults = {
-        **defaults,
-        **({"config": config.model_dump(mode="json")} if config else {}),
-    }
+    pipeline_defaults = {**defaults, "config": (config or demo_config()).model_dump(mode="json")}
+    job = "the demo pipeline (" + DEMO + ")" if config is None else f"pipeline {config.name}"
     return [
         pipeline_flow.to_deployment(
             name="nightly-pipeline",
             cron=cron,
             parameters=pipeline_defaults,
-            description="The demo pipeline every night: re-prepare, sweep, retrain, evaluate.",
+            description=f"Every night, {job}: prepare, sweep, retrain, evaluate, generate.",
             **common,
         ),
         pipeline_flow.to_deployment(
             name="pipeline",
             parameters=pipeline_defaults,
-            description="The whole job, from the UI.",
+            description=f"The whole job, from the UI; the form starts from {job}.",
             **common,
         ),
         sweep_flow.to_deployment(

@@ -25,6 +25,7 @@ from genai.evaluate.names import KID_NOTE
 from genai.generate import Samples
 from genai.pipeline import (
     base_config,
+    demo_config,
     finished_pipeline,
     pipeline_id_for,
     retrain_config,
@@ -37,6 +38,8 @@ from genai.progress import say
 from genai.storage import ArtifactStore
 from genai.tracking import store_files, tracked, tracking_for
 
+DEMO_CONFIG = demo_config()  # a launch with the form's defaults is the job `genai run` runs
+
 
 @task
 def forget(store: str | None, prefix: str) -> None:
@@ -46,7 +49,7 @@ def forget(store: str | None, prefix: str) -> None:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline_flow(
-    config: PipelineConfig = PipelineConfig(),
+    config: PipelineConfig = DEMO_CONFIG,
     store: str | None = None,
     ray_address: str | None = None,
     force: bool = False,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from genai import layout
 from genai.config import PipelineConfig, RunConfig, identity, stored_config
-from genai.configfile import shipped
+from genai.configfile import load_config, shipped
 from genai.data.feature_spec import summary as feature_net_summary
 from genai.data.prepare import PreparedDataset, locate
 from genai.storage import ArtifactStore
@@ -23,6 +23,15 @@ from genai.tune.record import SweepResult, sweep_id_for
 if TYPE_CHECKING:  # their modules import torch: the stored answer here must not
     from genai.evaluate.evaluate import Evaluation
     from genai.generate import Samples
+
+
+DEMO = "configs/demo.yaml"  # from the working directory, else the copy that ships with genai
+
+
+def demo_config() -> PipelineConfig:
+    """The demo pipeline: the job ``genai run`` runs without a config, and the default of the
+    pipeline flow and of ``genai serve``'s pipeline deployments (their UI forms start from it)."""
+    return load_config(PipelineConfig, DEMO)
 
 
 def pipeline_id_for(config: PipelineConfig) -> str:

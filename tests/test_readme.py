@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from genai.config import PipelineConfig
+from genai.pipeline import pipeline_id_for
 from genai.storage import ArtifactStore
 from tests.flows.test_deployments import stop
 
@@ -40,7 +42,7 @@ COMMANDS = [
     "genai run",
     "genai run --json",
     "genai down",
-    "genai serve --config configs/demo.yaml",
+    "genai serve",
 ]
 
 
@@ -115,8 +117,10 @@ def run(command: str, store: str, timeout: float) -> tuple[subprocess.CompletedP
     return proc, seconds
 
 
-def serve_registers(command: str, store: str, api_url: str) -> list[str]:
-    """Start `genai serve` against a real Prefect server, wait for its deployments, stop it."""
+def serve_launches(command: str, store: str, api_url: str) -> tuple[list[str], dict]:
+    """Start `genai serve` against a real Prefect server, wait for its deployments, launch
+    `pipeline` with the form's defaults (no parameters given) and wait for that flow run; stop
+    the server. (the deployments' names, the finished flow run)"""
     argv = [GENAI, *shlex.split(command)[1:], "--store", store]
     env = {**user_env(), "PREFECT_API_URL": api_url}
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -131,9 +135,22 @@ def serve_registers(command: str, store: str, api_url: str) -> list[str]:
                 found = []
             names = sorted(d["name"] for d in found)
             if len(names) >= 4:
-                return names
+                break
             time.sleep(1)
-        pytest.fail("genai serve registered no deployments within 120 s")
+        else:
+            pytest.fail("genai serve registered no deployments within 120 s")
+        (dep,) = [d for d in found if d["name"] == "pipeline"]
+        launched = httpx.post(f"{api_url}/deployments/{dep['id']}/create_flow_run", json={},
+                              timeout=10)  # fmt: skip
+        assert launched.status_code in (200, 201), launched.text
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            flow_run = httpx.get(f"{api_url}/flow_runs/{launched.json()['id']}", timeout=10).json()
+            if flow_run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                return names, flow_run
+            time.sleep(1)
+        pytest.fail("the pipeline launched with the form's defaults did not end within 300 s")
     finally:
         stop(proc)
 
@@ -143,10 +160,17 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
     uri = f"file://{tmp_path}/store"
     store = ArtifactStore(uri)
     seconds = {}
+    first_run: dict = {}  # `genai run`'s summary
     for command in COMMANDS:
-        if command.startswith("genai serve"):
-            names = serve_registers(command, uri, prefect_server)
+        if command.startswith("genai serve"):  # after `genai run`: the store holds the demo
+            names, flow_run = serve_launches(command, uri, prefect_server)
             assert {"nightly-pipeline", "pipeline", "sweep", "train"} <= set(names)
+            assert flow_run["state"]["type"] == "COMPLETED", flow_run["state"]
+            # the form's defaults are the demo: the same pipeline id as `genai run`'s, answered
+            # from the store (no second pipeline in it)
+            launched = PipelineConfig.model_validate(flow_run["parameters"]["config"])
+            assert pipeline_id_for(launched) == first_run["pipeline_id"]
+            assert len([k for k in store.list("pipelines") if k.endswith("summary.json")]) == 1
             continue
         proc, seconds[command] = run(command, uri, timeout=600)
         out = proc.stdout

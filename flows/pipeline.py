@@ -38,7 +38,8 @@ from genai.progress import say
 from genai.storage import ArtifactStore
 from genai.tracking import store_files, tracked, tracking_for
 
-DEMO_CONFIG = demo_config()  # a launch with the form's defaults is the job `genai run` runs
+# a launch with the form's defaults is the demo as it ships: in a checkout, what `genai run` runs
+DEMO_CONFIG = demo_config(as_shipped=True)
 
 
 @task

@@ -49,6 +49,13 @@ def shipped(path: str | Path) -> Path:
     p = Path(path)
     if p.exists() or p.is_absolute() or not p.parts or p.parts[0] not in SHIPPED:
         return p
+    return installed(p)
+
+
+def installed(path: str | Path) -> Path:
+    """The copy of ``configs/...`` or ``tune_spaces/...`` that ships with genai, whatever the
+    working directory holds (``path`` itself when genai ships no such file)."""
+    p = Path(path)
     package = Path(__file__).resolve().parent
     for root in (package, package.parent):  # an installed wheel; a checkout (editable install)
         if (root / p).is_file():

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from genai import layout
 from genai.config import PipelineConfig, RunConfig, identity, stored_config
-from genai.configfile import load_config, shipped
+from genai.configfile import installed, load_config, shipped
 from genai.data.feature_spec import summary as feature_net_summary
 from genai.data.prepare import PreparedDataset, locate
 from genai.storage import ArtifactStore
@@ -28,10 +28,13 @@ if TYPE_CHECKING:  # their modules import torch: the stored answer here must not
 DEMO = "configs/demo.yaml"  # from the working directory, else the copy that ships with genai
 
 
-def demo_config() -> PipelineConfig:
-    """The demo pipeline: the job ``genai run`` runs without a config, and the default of the
-    pipeline flow and of ``genai serve``'s pipeline deployments (their UI forms start from it)."""
-    return load_config(PipelineConfig, DEMO)
+def demo_config(*, as_shipped: bool = False) -> PipelineConfig:
+    """The demo pipeline: the job ``genai run`` runs without a config and the default of
+    ``genai serve``'s pipeline deployments (their UI forms start from it): the working
+    directory's ``configs/demo.yaml``, else the copy that ships with genai. ``as_shipped``: that
+    copy whatever the directory holds (the pipeline flow's default, read when the flows are
+    imported: importing them must not depend on the directory; in a checkout it is one file)."""
+    return load_config(PipelineConfig, installed(DEMO) if as_shipped else DEMO)
 
 
 def pipeline_id_for(config: PipelineConfig) -> str:

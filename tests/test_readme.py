@@ -117,18 +117,20 @@ def run(command: str, store: str, timeout: float) -> tuple[subprocess.CompletedP
     return proc, seconds
 
 
-def serve_launches(command: str, store: str, api_url: str) -> tuple[list[str], dict]:
+def serve_launches(command: str, store: str, api_url: str, log: Path) -> tuple[list[str], dict]:
     """Start `genai serve` against a real Prefect server, wait for its deployments, launch
     `pipeline` with the form's defaults (no parameters given) and wait for that flow run; stop
-    the server. (the deployments' names, the finished flow run)"""
+    the server. Its output goes to ``log`` (a pipe nobody reads could fill and stall it).
+    (the deployments' names, the finished flow run)"""
     argv = [GENAI, *shlex.split(command)[1:], "--store", store]
     env = {**user_env(), "PREFECT_API_URL": api_url}
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    out = log.open("w")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert proc.poll() is None, log.read_text()[-3000:]
             try:
                 found = httpx.post(f"{api_url}/deployments/filter", json={}, timeout=5).json()
             except httpx.HTTPError:
@@ -145,14 +147,17 @@ def serve_launches(command: str, store: str, api_url: str) -> tuple[list[str], d
         assert launched.status_code in (200, 201), launched.text
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert proc.poll() is None, log.read_text()[-3000:]
             flow_run = httpx.get(f"{api_url}/flow_runs/{launched.json()['id']}", timeout=10).json()
             if flow_run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
                 return names, flow_run
             time.sleep(1)
-        pytest.fail("the pipeline launched with the form's defaults did not end within 300 s")
+        pytest.fail(
+            f"the launch with the form's defaults did not end in 300 s: {log.read_text()[-3000:]}"
+        )
     finally:
         stop(proc)
+        out.close()
 
 
 @pytest.mark.slow
@@ -163,7 +168,7 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
     first_run: dict = {}  # `genai run`'s summary
     for command in COMMANDS:
         if command.startswith("genai serve"):  # after `genai run`: the store holds the demo
-            names, flow_run = serve_launches(command, uri, prefect_server)
+            names, flow_run = serve_launches(command, uri, prefect_server, tmp_path / "serve.log")
             assert {"nightly-pipeline", "pipeline", "sweep", "train"} <= set(names)
             assert flow_run["state"]["type"] == "COMPLETED", flow_run["state"]
             # the form's defaults are the demo: the same pipeline id as `genai run`'s, answered

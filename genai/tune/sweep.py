@@ -222,6 +222,8 @@ class _Idle:
         pass
 
 
+# Tune pickles these with the experiment (tuner.pkl) to resume a sweep: keep their names and
+# module, or sweeps interrupted before a rename cannot resume.
 class NoCsv(_Idle, CSVLoggerCallback):
     """Tune's CSV logger, idle."""
 
@@ -235,7 +237,8 @@ def quiet_loggers() -> list[Any]:
     each kind (or the process's environment says TUNE_DISABLE_AUTO_CALLBACK_LOGGERS): the
     TensorBoard files nobody asked for (and a warning for every inf they are handed) and a CSV
     copy of result.json. Handing it idle ones of those two kinds turns them off for this sweep
-    alone; the trial table comes from JsonLoggerCallback's result.json."""
+    alone; the trial table comes from JsonLoggerCallback's result.json. (Tune's console block
+    then names a TensorBoard folder, which stays empty.)"""
     return [NoCsv(), NoTensorBoard(), JsonLoggerCallback()]
 
 

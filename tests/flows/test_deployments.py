@@ -3,6 +3,7 @@ through the REST API the Prefect UI uses."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ import httpx
 import pytest
 import yaml
 
+from flows.pipeline import pipeline_flow
+from genai.pipeline import demo_config, pipeline_id_for
 from genai.storage import ArtifactStore
 from tests.conftest import free_port
 from tests.flows.test_pipeline import tiny
@@ -112,6 +115,15 @@ def served(prefect_api, tmp_path_factory):
     finally:
         stop(proc)
         log.close()
+
+
+def test_the_pipeline_flow_defaults_to_the_demo():
+    """prefect.yaml's pipeline deployments pass no config: a launch as the form opens runs the
+    flow's default, the demo as it ships (in a checkout, the file `genai run` reads)."""
+    default = inspect.signature(pipeline_flow.fn).parameters["config"].default
+    assert default == demo_config()
+    assert pipeline_id_for(default) == pipeline_id_for(demo_config(as_shipped=True))
+    assert default.name == "demo" and default.retrain_workers == 2
 
 
 def test_four_deployments_and_the_nightly_schedule(prefect_api, served):

@@ -127,9 +127,46 @@ def floor(env: dict[str, str], storage: str) -> dict[int, float]:
     return {int(w): float(s) for w, s in rows}
 
 
+FRESH = """
+import sys
+from genai.cluster import ensure_ray, local_head
+ensure_ray(local_head()[0])
+import ray.train
+from ray.train.torch import TorchTrainer
+
+def loop():
+    ray.train.report({"done": 1})
+
+TorchTrainer(
+    loop,
+    scaling_config=ray.train.ScalingConfig(num_workers=2),
+    run_config=ray.train.RunConfig(storage_path=sys.argv[1], name="fresh"),
+).fit()
+"""
+
+
+def fresh(env: dict[str, str], storage: str) -> float:
+    """The issue's yardstick: a bare 2-worker TorchTrainer.fit() timed as a fresh process
+    (interpreter start, imports, connecting to the warm Ray, the fit), as a command is."""
+    t = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, storage], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"bare TorchTrainer failed:\n{proc.stderr[-3000:]}")
+    return seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument(
+        "--warm",
+        type=int,
+        default=3,
+        help="warm commands per repeat, alternating with the fresh-process bare fit",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -137,6 +174,7 @@ def main() -> None:
         imports = time.perf_counter() - t
         cold, warm, rerun = [], [], {"train": [], "sweep": [], "run": []}
         bare: list[dict[int, float]] = []
+        yardstick: list[float] = []
         for r in range(args.repeats):
             home = f"{tmp}/home{r}"
             env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -146,10 +184,12 @@ def main() -> None:
                 began = time.time()
                 proc, wall = genai([*TRAIN, "--store", store, "--json"], env)
                 cold.append(breakdown(proc, wall, began, store))
-                began = time.time()  # the same data and services, a new run (another seed)
-                seeded = [*TRAIN, "--set", "train.seed=1", "--store", store, "--json"]
-                proc, wall = genai(seeded, env)
-                warm.append(breakdown(proc, wall, began, store))
+                for w in range(args.warm):  # the same data and services, a new seed each
+                    yardstick.append(fresh(env, f"{tmp}/fresh{r}-{w}"))
+                    began = time.time()
+                    seeded = [*TRAIN, "--set", f"train.seed={w + 1}", "--store", store, "--json"]
+                    proc, wall = genai(seeded, env)
+                    warm.append(breakdown(proc, wall, began, store))
                 bare.append(floor(env, f"{tmp}/floor{r}"))
                 rerun["train"].append(genai([*TRAIN, "--store", store], env)[1])
                 tiny = ["--set", "train.epochs=1", "--trials", "2", "--set", "train.num_workers=1"]
@@ -171,18 +211,32 @@ def main() -> None:
         return statistics.median(row[key] for row in rows)
 
     keys = [k for k in cold[0] if k not in ("wall_s", "work_s", "dataset_prepare_s")]
-    print(f"`genai train configs/vae.yaml --set train.epochs=2`, median of {args.repeats}:")
+    counts = f"median of {len(cold)} cold, {len(warm)} warm"
+    print(f"`genai train configs/vae.yaml --set train.epochs=2`, {counts}:")
     print("| | cold s | warm s |\n|---|---:|---:|")
     for key in ["wall_s", "work_s", "dataset_prepare_s", *keys]:
         print(f"| {key} | {med(cold, key):.2f} | {med(warm, key):.2f} |")
     for workers in (1, 2):
         seconds = statistics.median(b[workers] for b in bare)
         print(f"bare TorchTrainer.fit(), {workers} worker(s), warm Ray: {seconds:.2f} s")
+    ruler = statistics.median(yardstick)
+    print(f"bare 2-worker TorchTrainer.fit() as a fresh process, warm Ray: {ruler:.2f} s")
+    over = med(warm, "overhead_s")
+    print(f"warm fixed overhead {over:.2f} s = that + {over - ruler:.2f} s (aim: + 6 s or less)")
     print(f"\n`import flows.cli`: {imports:.2f} s")
     for name, times in rerun.items():
         print(f"re-run of a finished `genai {name}`: {statistics.median(times):.2f} s")
     print(
-        json.dumps({"cold": cold, "warm": warm, "bare": bare, "rerun": rerun, "imports_s": imports})
+        json.dumps(
+            {
+                "cold": cold,
+                "warm": warm,
+                "bare": bare,
+                "fresh_bare_s": yardstick,
+                "rerun": rerun,
+                "imports_s": imports,
+            }
+        )
     )
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -82,6 +83,23 @@ def test_cli_prepare_json(prefect_server, tmp_path):
     assert result["feature_net"] is None  # points: no feature network
     assert sum(result["rows"].values()) == 1000 and set(result["rows"]) == {"train", "val", "test"}
     assert ArtifactStore(store).exists(f"datasets/moons/{result['version']}/manifest.json")
+    # the command leaves without the interpreter's teardown (flows.cli.leave), after Prefect's
+    # log worker drained: the flow run's last line is on the server
+    (run,) = rest(prefect_server, "/flow_runs/filter", {
+        "flows": {"name": {"any_": ["prepare-data"]}}, "sort": "START_TIME_DESC", "limit": 1})  # fmt: skip
+    logs = rest(prefect_server, "/logs/filter", {
+        "logs": {"flow_run_id": {"any_": [run["id"]]}}, "sort": "TIMESTAMP_DESC", "limit": 1})  # fmt: skip
+    assert run["state_type"] == "COMPLETED"
+    assert logs[0]["message"] == "Finished in state Completed()"
+
+
+def rest(api_url: str, path: str, body: dict) -> list[dict]:
+    """POST a filter to the Prefect server's REST API."""
+    request = urllib.request.Request(
+        f"{api_url}{path}", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.load(reply)
 
 
 @pytest.mark.parametrize(

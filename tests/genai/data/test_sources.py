@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -11,10 +14,24 @@ from genai.data.sources import GRID25_STD, RING8_STD, grid25_modes, load_builtin
 
 
 def test_digits_is_sklearns_8x8_digits_with_labels():
+    from sklearn.datasets import load_digits
+
     src = load_builtin(DataConfig(source="digits"))
     assert src.values.shape == (1797, 8, 8) and src.kind == "image"
     assert sorted(np.unique(src.labels)) == list(range(10))
     assert src.values.min() == 0 and src.values.max() == 16
+    sklearns = load_digits()  # read from sklearn's file without importing it: the same rows
+    assert np.array_equal(src.values, sklearns.images.astype(np.float32))
+    assert np.array_equal(src.labels, sklearns.target) and src.labels.dtype == np.int64
+
+
+def test_naming_the_digits_dataset_imports_no_sklearn():
+    code = (
+        "import sys; from genai.config import DataConfig; from genai.data.prepare import locate;"
+        " print(locate(DataConfig(source='digits')).version, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[1] == "False"
 
 
 @pytest.mark.parametrize(

@@ -117,7 +117,7 @@ def check_tracked_pipeline(url: str, summary: dict, tmp_path: Path) -> None:
     assert steps == [[0]] * counts["stopped"] + [[0, 1]] * counts["finished"], (steps, counts)
     assert all("loss.kl.weight" in t.data.params for t in trials)
     history = client.get_metric_history(run.info.run_id, "val_loss")
-    assert [m.step for m in history] == [0, 1]  # retrain_epochs=2, from the rank-0 worker
+    assert [m.step for m in history] == [0, 1]  # retrain_epochs=2, logged by the driver
     assert run.data.metrics["eval/fid"] == pytest.approx(summary["metrics"]["fid"])
     assert run.data.params["model.family"] == "vae"
     files = {a.path for a in client.list_artifacts(run.info.run_id)}

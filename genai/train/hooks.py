@@ -1,21 +1,20 @@
-"""What is added to every epoch of a fit (:class:`Hook`), and a run's own hooks: its metrics
-table and console lines (:class:`RunRecorder`), its MLflow run (:class:`EpochsToMlflow`), and the
-driver's view of a Ray Train run's progress (:func:`watching`)."""
+"""What is added to every epoch of a fit (:class:`Hook`), a run's own hook (its metrics table and
+console lines, :class:`RunRecorder`), and the driver's view of a Ray Train run's progress
+(:func:`watching`: the console, and the run's MLflow run)."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from genai import layout
 from genai.config import RunConfig
 from genai.progress import milestone, note, step
 from genai.storage import ArtifactStore, StoreError
-from genai.tracking import Tracking, numeric, quiet, safely
+from genai.tracking import TrackedRun
 from genai.train.runs import history_of, read_history, write_metrics
 from genai.train.session import Session
 from genai.train.state import FitData, FitState
@@ -78,48 +77,22 @@ class RunRecorder(Hook):
         )
 
 
-@dataclass
-class EpochsToMlflow(Hook):
-    """A run's hook: rank 0 logs each committed epoch to the run's MLflow run, which the driver
-    opened and Ray's ``setup_mlflow`` takes up in the worker (through ``MLFLOW_RUN_ID``)."""
-
-    tracking: Tracking
-    mlflow_run_id: str
-    run_name: str
-    mlflow: Any = field(default=None, init=False, repr=False)
-
-    def setup(self, cfg: RunConfig, session: Session, data: FitData) -> None:
-        if session.rank == 0:
-            self.mlflow = safely(self.tracking, self._start, "setup_mlflow failed")
-
-    def _start(self) -> Any:
-        # imported here, in the rank-0 worker that tracks: the loop imports this module and runs
-        # without Ray too (tests, benchmarks), and this import costs 2.2 s after torch (measured)
-        from ray.air.integrations.mlflow import setup_mlflow
-
-        quiet()
-        os.environ["MLFLOW_RUN_ID"] = self.mlflow_run_id  # start_run resumes it, not a new run
-        return setup_mlflow(
-            tracking_uri=self.tracking.uri,
-            experiment_name=self.tracking.experiment,
-            run_name=self.run_name,
-        )
-
-    def on_report(self, ctx: EpochContext) -> None:
-        if self.mlflow is None:
-            return
-        values = numeric({k: v for k, v in ctx.entry.items() if k != "epoch"})
-        safely(self.tracking, lambda: self.mlflow.log_metrics(values, step=ctx.epoch))
-
-
 @contextlib.contextmanager
 def watching(
-    store: ArtifactStore, run_id: str, epochs: int, status: Callable[..., None], every: float = 1.0
+    store: ArtifactStore,
+    run_id: str,
+    epochs: int,
+    status: Callable[..., None],
+    every: float = 1.0,
+    mlflow_run: Callable[[], TrackedRun | None] = lambda: None,
 ) -> Iterator[None]:
     """While the block runs, give ``status`` (a :func:`genai.progress.heartbeat`'s) each epoch
     the run's metrics.parquet gains (the workers write it after every checkpoint), from this
     process: Ray Train's workers print elsewhere. Milestone epochs are said; the others go to
-    the log, and the heartbeat repeats the latest when the console has been quiet for 10 s."""
+    the log, and the heartbeat repeats the latest when the console has been quiet for 10 s.
+    Each epoch is also logged to the MLflow run ``mlflow_run()`` gives (it may wait for it to
+    open; its step is the epoch), from here and not from a worker: importing MLflow in the
+    rank-0 worker held every rank's first report by 2 s."""
     stop = threading.Event()
     shown = len(read_history(store, run_id))
 
@@ -131,6 +104,10 @@ def watching(
             return
         for entry in history[shown:]:
             epoch = int(entry["epoch"])
+            tracked = mlflow_run()
+            if tracked is not None:
+                skip = ("epoch", REPORTED)
+                tracked.log_metrics({k: v for k, v in entry.items() if k not in skip}, epoch)
             line = f"{run_id} {progress_line(epoch, epochs, entry)}"
             if milestone(epoch, epochs):
                 status(line)

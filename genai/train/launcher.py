@@ -21,8 +21,8 @@ from genai.plots import loss_curves
 from genai.progress import heartbeat, say
 from genai.storage import ArtifactStore, StoreError
 from genai.strict import ConfigError
-from genai.tracking import TrackedRun, store_files, tracked, tracking_for
-from genai.train.hooks import EpochsToMlflow, Hook, RunRecorder, watching
+from genai.tracking import TrackedRun, store_files, tracked_beside, tracking_for
+from genai.train.hooks import Hook, RunRecorder, watching
 from genai.train.loop import fit
 from genai.train.runs import (
     TrainResult,
@@ -144,17 +144,15 @@ def _train(
     tracking = tracking_for(store)
     params = cfg.model_dump(mode="json")
     tags = {"genai.kind": "run", "genai.dataset": f"{plan.dataset.dataset}/{plan.dataset.version}"}
-    with tracked(tracking, layout.run(plan.run_id), plan.run_id, params, tags) as mlflow_run:
-        tracking_hooks = (
-            [] if mlflow_run is None else [EpochsToMlflow(tracking, mlflow_run.run_id, plan.run_id)]
-        )
+    # the MLflow run opens while Ray Train starts; the epochs are logged from this process
+    with tracked_beside(tracking, layout.run(plan.run_id), plan.run_id, params, tags) as opened:
         trainer = build_trainer(
             cfg,
             store,
             plan.dataset.key,
             storage_key=layout.run(plan.run_id),
             name=layout.run_checkpoints(plan.run_id).rsplit("/", 1)[-1],
-            hooks=[RunRecorder(store.uri, plan.run_id), *tracking_hooks, *hooks],
+            hooks=[RunRecorder(store.uri, plan.run_id), *hooks],
             use_gpu=use_gpu,
         )
         start = time.perf_counter()
@@ -163,13 +161,15 @@ def _train(
         try:  # never silent for 10 s: Ray Train's start-up and a long epoch are heartbeats
             with heartbeat("train") as status:
                 status(f"{plan.run_id}: {cfg.train.epochs} epochs on {where} ({device})")
-                with watching(store, plan.run_id, cfg.train.epochs, status):
+                epochs = cfg.train.epochs
+                with watching(store, plan.run_id, epochs, status, mlflow_run=opened):
                     result = trainer.fit()
         except Exception as err:
             raise TrainError(f"run {plan.run_id} failed: {type(err).__name__}: {err}") from err
         path = result.checkpoint.path if result.checkpoint is not None else None
         checkpoint = f"s3://{path}" if path and store.protocol == "s3" else path
         out = _finish(store, cfg, plan, checkpoint, resumed, time.perf_counter() - start)
+        mlflow_run = opened()
         if mlflow_run is not None:
             track_result(mlflow_run, store, out)
         return out

@@ -9,7 +9,15 @@ import pytest
 
 from genai import tracking
 from genai.storage import ArtifactStore
-from genai.tracking import KEY_TAG, PARENT_TAG, Tracking, attach, tracked, tracking_for
+from genai.tracking import (
+    KEY_TAG,
+    PARENT_TAG,
+    Tracking,
+    attach,
+    tracked,
+    tracked_beside,
+    tracking_for,
+)
 from tests.conftest import free_port
 
 
@@ -70,6 +78,29 @@ def test_runs_nest_and_a_failed_block_marks_its_run(local):
     assert client.get_run(run.run_id).data.tags[PARENT_TAG] == pipeline.run_id
     assert client.get_run(run.run_id).info.status == "FAILED"
     assert PARENT_TAG not in client.get_run(pipeline.run_id).data.tags
+
+
+def test_a_run_opened_beside_its_block_nests_and_ends_as_tracked_does(local):
+    """A run's training opens its MLflow run in a thread while Ray Train starts: the thread
+    nests it under the caller's parent, the block gets it when it asks, and it ends FINISHED
+    or FAILED as a :func:`tracked` block's."""
+    _, where = local
+    client = where.client()
+    with tracked(where, "pipelines/p", "p", {"a": 1}) as pipeline:
+        with tracked_beside(where, "runs/ok", "ok", {"b": 2}, {"genai.kind": "run"}) as opened:
+            assert tracking.parent() == pipeline.run_id  # the block starts no run of its own
+            ok = opened()
+            ok.log_metrics({"loss": 2.0}, step=1)
+        with pytest.raises(ValueError), tracked_beside(where, "runs/bad", "bad") as failing:
+            raise ValueError("boom")
+    got = client.get_run(ok.run_id)
+    assert got.info.status == "FINISHED" and got.data.tags[PARENT_TAG] == pipeline.run_id
+    assert got.data.params == {"b": "2"} and got.data.tags["genai.kind"] == "run"
+    assert [(m.step, m.value) for m in client.get_metric_history(ok.run_id, "loss")] == [(1, 2.0)]
+    bad = client.get_run(failing().run_id)
+    assert bad.info.status == "FAILED" and bad.data.tags[PARENT_TAG] == pipeline.run_id
+    with tracked_beside(None, "runs/off", "off") as untracked:
+        assert untracked() is None
 
 
 def test_an_unfinished_run_is_taken_up_again_a_finished_one_is_not(local):

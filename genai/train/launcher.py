@@ -105,8 +105,19 @@ def train(
     ``hooks`` run in every worker after the run's own (e.g. a callback of yours). One command
     at a time produces a run: another holding its lease is waited for (:mod:`genai.lease`), or
     with ``wait=False`` named in a :class:`genai.lease.LeaseHeld` error."""
+    use_gpu = cluster_holds(cfg, ray_address)  # before the data is prepared
     plan = plan_run(cfg, store, ray_address=ray_address, wait=wait)
-    return _once(store, plan, lambda: _train(cfg, store, plan, ray_address, hooks), wait=wait)
+    return _once(store, plan, lambda: _train(cfg, store, plan, hooks, use_gpu=use_gpu), wait=wait)
+
+
+def cluster_holds(cfg: RunConfig, ray_address: str | None) -> bool:
+    """Join the cluster and check it can hold the run's workers (a config error naming the
+    field otherwise); whether the run trains on GPUs."""
+    ensure_ray(ray_address)
+    resources = ray.cluster_resources()
+    use_gpu = resolve_use_gpu(cfg, resources)
+    check_capacity(cfg, resources, use_gpu)
+    return use_gpu
 
 
 def _once(
@@ -128,17 +139,8 @@ def _once(
 
 
 def _train(
-    cfg: RunConfig,
-    store: ArtifactStore,
-    plan: RunPlan,
-    ray_address: str | None,
-    hooks: Sequence[Hook],
+    cfg: RunConfig, store: ArtifactStore, plan: RunPlan, hooks: Sequence[Hook], *, use_gpu: bool
 ) -> TrainResult:
-    ensure_ray(ray_address)
-    resources = ray.cluster_resources()
-    use_gpu = resolve_use_gpu(cfg, resources)
-    check_capacity(cfg, resources, use_gpu)
-
     resumed = len(read_history(store, plan.run_id))
     write_config(store, plan.run_id, cfg, plan.dataset.summary())
     tracking = tracking_for(store)

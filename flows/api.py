@@ -17,6 +17,7 @@ none), a dict, or a typed config (:mod:`genai.config`); ``overrides`` are ``--se
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +67,9 @@ def load(
     return load_config(model, config, overrides=overrides, data=data, prefix=prefix)
 
 
+FLOW_MODULES = {"run": "pipeline"}  # a command's flow module, where it is not its name
+
+
 def _stored_or_flow(
     stored: dict[str, Any] | None,
     command: str,
@@ -82,7 +86,8 @@ def _stored_or_flow(
 
     if on_boot is not None:
         on_boot(command)
-    return flow(services(ray_address))
+    module = f"flows.{FLOW_MODULES.get(command, command)}"  # imported while a server starts
+    return flow(services(ray_address, meanwhile=lambda: importlib.import_module(module)))
 
 
 def prepare(

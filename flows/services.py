@@ -3,7 +3,8 @@
 Yours when you name them (``PREFECT_API_URL``, ``--ray-address``); otherwise the local ones genai
 commands share (:mod:`genai.daemon`): started detached by the first command that needs them, found
 by later and concurrent ones, stopped by ``genai down``. The Prefect server starts in the
-background while Ray starts; the command waits for it only when its first flow runs.
+background while Ray starts and the command imports its flow; the command waits for it only
+then.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from genai import daemon
@@ -63,9 +65,10 @@ def prefect_server() -> PrefectServer:
         return PrefectServer(url, state["pid"], True)
 
 
-def services(ray_address: str | None) -> str:
+def services(ray_address: str | None, meanwhile: Callable[[], object] = lambda: None) -> str:
     """Make sure a Prefect server and a Ray cluster are there; point this process at them and
-    say which. Returns the Ray address the flows should join."""
+    say which. Returns the Ray address the flows should join. ``meanwhile`` runs while a server
+    started now comes up (the command's flow module imports: 3 s of a cold ``genai run``)."""
     prefect = prefect_server()  # starts in the background ...
     if ray_address is None:  # ... while Ray starts
         ray_address, started = local_head()
@@ -73,8 +76,17 @@ def services(ray_address: str | None) -> str:
         say("ray", f"{verb} the local Ray at {ray_address} (shared by genai commands)")
     else:
         say("ray", f"joining the Ray at {ray_address}")
-    prefect.wait()
-    os.environ["PREFECT_API_URL"] = prefect.url
+    before = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = prefect.url  # before Prefect is imported: it reads it then
+    try:
+        meanwhile()
+        prefect.wait()
+    except BaseException:
+        if before is None:  # a server that never came up is not this process's from now on
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = before
+        raise
     if prefect.pid is None:
         say("prefect", f"using the server at {prefect.url}")
     else:

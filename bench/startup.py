@@ -1,7 +1,7 @@
 """Where a command's time goes: cold (nothing running), warm (the shared Ray and Prefect server
 up) and a re-run of a finished job, side by side in one run.
 
-    .venv/bin/python bench/startup.py [--repeats 2]
+    .venv/bin/python bench/startup.py [--repeats 2] [--warm 3]
 
 Each case runs `genai train configs/vae.yaml --set train.epochs=2` in a fresh process, as a user
 types it, in a GENAI_STATE_DIR of its own (so "cold" means no Ray head, no Prefect server, no
@@ -10,13 +10,16 @@ cold, writing the dataset (its own line); everything else is fixed overhead, bro
 timestamps of the progress lines in the command's log:
 
 * start: process start and imports until the first progress line (the log's path);
-* services: the Ray head and the Prefect server (started, or found and joined);
+* services: the Ray head and the Prefect server (started, or found and joined), and the
+  command's flow module imported meanwhile;
 * flow to data: Prefect's flow and task set-up, the dataset read or prepared;
 * train start-up: Ray Train's controller and worker group, until the first epoch's line;
 * per-epoch and finish: reports, checkpoints, the result, Prefect's final states.
 
-Also Ray Train's own floor on the warm Ray (a bare TorchTrainer: 1 and 2 workers, a gloo group,
-one report, no model, no data), the re-runs of a finished `genai train`, `genai sweep` and
+Before each warm command, issue 27's yardstick: a bare 2-worker TorchTrainer timed as a fresh
+process (interpreter, imports, joining the warm Ray, the fit). Also Ray Train's own floor on the
+warm Ray (a bare TorchTrainer: 1 and 2 workers, a gloo group, one report, no model, no data,
+timed around fit() alone), the re-runs of a finished `genai train`, `genai sweep` and
 `genai run` (answered from the store) and `python -c "import flows.cli"` alone.
 """
 

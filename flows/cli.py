@@ -331,14 +331,14 @@ def serve(
     Prefect UI to launch runs with typed forms."""
     # imported when serving: every command imports this module, and these load Ray and Prefect
     from flows.deployments import serve as serve_deployments
-    from flows.services import prefect_server
+    from flows.services import prefect_server, use_prefect
     from genai.cluster import local_head
 
     pipeline = load_config(PipelineConfig, config) if config else None
     store_uri = ArtifactStore(store).uri if store else None
     server = prefect_server()
     server.wait()
-    os.environ["PREFECT_API_URL"] = server.url
+    use_prefect(server.url)  # Prefect is imported already (flows.deployments)
     if not os.environ.get("RAY_ADDRESS"):  # flow runs (subprocesses) join it: one Ray here
         os.environ["RAY_ADDRESS"], _ = local_head()
     serve_deployments(cron=cron, store=store_uri, config=pipeline, limit=limit)
@@ -360,7 +360,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no phoning home
     try:
         app()
-        code: int | str | None = 0
+        code: object = 0
     except SystemExit as done:  # typer's way out, also on success
         code = done.code
     except UserError as err:
@@ -375,7 +375,7 @@ def main() -> None:
     leave(code)
 
 
-def leave(code: int | str | None) -> None:
+def leave(code: object) -> None:
     """Exit with ``code`` once the command's clean-ups have run, without the interpreter's
     teardown of the modules a command that trained has loaded (torch, Ray, Prefect, MLflow:
     1.8 s of a warm ``genai train`` after its answer was printed, bench/startup.py). The
@@ -385,7 +385,7 @@ def leave(code: int | str | None) -> None:
     usual exit, which waits for it."""
     if code is None:
         code = 0
-    elif isinstance(code, str):  # SystemExit("message"): the message, status 1
+    elif not isinstance(code, int):  # SystemExit("message"): the message, status 1
         print(code, file=sys.stderr)
         code = 1
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]

@@ -77,15 +77,12 @@ def services(ray_address: str | None, meanwhile: Callable[[], object] = lambda: 
     else:
         say("ray", f"joining the Ray at {ray_address}")
     before = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = prefect.url  # before Prefect is imported: it reads it then
+    use_prefect(prefect.url)  # before the flow's imports
     try:
         meanwhile()
         prefect.wait()
     except BaseException:
-        if before is None:  # a server that never came up is not this process's from now on
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = before
+        use_prefect(before)  # a server that never came up is not this process's from now on
         raise
     if prefect.pid is None:
         say("prefect", f"using the server at {prefect.url}")
@@ -93,6 +90,19 @@ def services(ray_address: str | None, meanwhile: Callable[[], object] = lambda: 
         verb = "started" if prefect.started else "using"
         say("prefect", f"{verb} the local server, UI at {prefect.url.removesuffix('/api')}")
     return ray_address
+
+
+def use_prefect(url: str | None) -> None:
+    """Point this process at the Prefect API ``url`` (None: none set): ``PREFECT_API_URL``, and
+    Prefect's settings when it is already imported, since it reads them once, at import."""
+    if url is None:
+        os.environ.pop("PREFECT_API_URL", None)
+    else:
+        os.environ["PREFECT_API_URL"] = url
+    if "prefect.context" in sys.modules:
+        from prefect.context import refresh_global_settings_context  # imported already
+
+        refresh_global_settings_context()
 
 
 def down() -> list[str]:

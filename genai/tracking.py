@@ -190,23 +190,38 @@ class TrackedRun:
     run_id: str
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        from mlflow.entities import Metric  # when it tracks
+        def batches() -> None:
+            from mlflow.entities import Metric  # when it tracks
 
-        now = int(time.time() * 1000)
-        values = numeric(metrics)
-        self._batches("metrics", [Metric(k, v, now, step or 0) for k, v in values.items()], 1000)
+            now = int(time.time() * 1000)
+            items = [Metric(k, v, now, step or 0) for k, v in numeric(metrics).items()]
+            self._batches("metrics", items, 1000)
+
+        safely(self.tracking, batches)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param  # when it tracks
+        def batches() -> None:
+            from mlflow.entities import Param  # when it tracks
 
-        self._batches("params", [Param(k, str(v)[:6000]) for k, v in flatten(params).items()], 100)
+            items = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+            self._batches("params", items, 100)
+
+        safely(self.tracking, batches)
+
+    def last_step(self, key: str) -> int:
+        """The highest step of metric ``key`` in this run; -1 when it has none (or MLflow
+        fails, after which nothing more is logged to it)."""
+        history = safely(
+            self.tracking, lambda: self.tracking.client().get_metric_history(self.run_id, key)
+        )
+        return max((m.step for m in history or ()), default=-1)
 
     def _batches(self, kind: str, items: list, size: int) -> None:
-        """``log_batch`` in requests of at most ``size`` (MLflow's limit per request)."""
+        """``log_batch`` in requests of at most ``size`` (MLflow's limit per request); called
+        under :func:`safely`."""
         client = self.tracking.client()
         for i in range(0, len(items), size):
-            chunk = {kind: items[i : i + size]}
-            safely(self.tracking, lambda chunk=chunk: client.log_batch(self.run_id, **chunk))
+            client.log_batch(self.run_id, **{kind: items[i : i + size]})
 
     def log_files(self, files: Mapping[str, bytes | str | Any], folder: str | None = None) -> None:
         """Each ``name: content`` as an artifact (bytes as they are, str as text, anything else as

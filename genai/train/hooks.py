@@ -92,9 +92,26 @@ def watching(
     the log, and the heartbeat repeats the latest when the console has been quiet for 10 s.
     Each epoch is also logged to the MLflow run ``mlflow_run()`` gives (it may wait for it to
     open; its step is the epoch), from here and not from a worker: importing MLflow in the
-    rank-0 worker held every rank's first report by 2 s."""
+    rank-0 worker held every rank's first report by 2 s. A resumed run logs the epochs its
+    MLflow run lacks (a killed command's last ones), none twice."""
     stop = threading.Event()
     shown = len(read_history(store, run_id))
+    resumed = shown > 0
+    logged: int | None = None  # the last epoch the MLflow run holds, once known
+
+    def to_mlflow(history: list[dict[str, float]]) -> None:
+        nonlocal logged
+        tracked = mlflow_run()
+        if tracked is None:
+            return
+        if logged is None:
+            logged = tracked.last_step("epoch_s") if resumed else -1
+        for entry in history:
+            epoch = int(entry["epoch"])
+            if epoch > logged:
+                skip = ("epoch", REPORTED)
+                tracked.log_metrics({k: v for k, v in entry.items() if k not in skip}, epoch)
+                logged = epoch
 
     def show() -> None:
         nonlocal shown
@@ -102,12 +119,9 @@ def watching(
             history = history_of(store.read_table(layout.run_metrics(run_id)))
         except StoreError:  # not written yet
             return
+        to_mlflow(history)
         for entry in history[shown:]:
             epoch = int(entry["epoch"])
-            tracked = mlflow_run()
-            if tracked is not None:
-                skip = ("epoch", REPORTED)
-                tracked.log_metrics({k: v for k, v in entry.items() if k not in skip}, epoch)
             line = f"{run_id} {progress_line(epoch, epochs, entry)}"
             if milestone(epoch, epochs):
                 status(line)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -87,3 +88,21 @@ def test_stopping_the_head_forgets_it_as_the_current_cluster(home):
             reset_ray_address()
         else:
             write_ray_address(saved)
+
+
+def test_pointing_at_a_server_reaches_a_prefect_already_imported(tmp_path):
+    """Prefect reads PREFECT_API_URL once, when imported: `genai serve` imports it before the
+    server is known, and a command imports its flow while a new server starts."""
+    code = (
+        "import prefect\n"
+        "from prefect.settings import get_current_settings\n"
+        "from flows.services import use_prefect\n"
+        "use_prefect('http://127.0.0.1:9/api'); print(get_current_settings().api.url)\n"
+        "use_prefect(None); print(get_current_settings().api.url)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["http://127.0.0.1:9/api", "None"]

@@ -8,14 +8,13 @@ import sys
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.datasets import load_digits
 
 from genai.config import DataConfig
 from genai.data.sources import GRID25_STD, RING8_STD, grid25_modes, load_builtin, ring8_modes
 
 
 def test_digits_is_sklearns_8x8_digits_with_labels():
-    from sklearn.datasets import load_digits
-
     src = load_builtin(DataConfig(source="digits"))
     assert src.values.shape == (1797, 8, 8) and src.kind == "image"
     assert sorted(np.unique(src.labels)) == list(range(10))

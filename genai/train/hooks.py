@@ -119,7 +119,6 @@ def watching(
             history = history_of(store.read_table(layout.run_metrics(run_id)))
         except StoreError:  # not written yet
             return
-        to_mlflow(history)
         for entry in history[shown:]:
             epoch = int(entry["epoch"])
             line = f"{run_id} {progress_line(epoch, epochs, entry)}"
@@ -129,6 +128,7 @@ def watching(
                 note("train", line)
                 status(line, shown=False)
         shown = max(shown, len(history))
+        to_mlflow(history)  # after the console: it may wait for the MLflow run to open
 
     def loop() -> None:
         while not stop.wait(every):

@@ -3,7 +3,8 @@
 Runs `genai run --json` (the default config, what `make run` runs) as a user does on a fresh
 machine (fresh store, fresh processes, no shared Ray head or Prefect server running: a state
 directory of its own, stopped with `genai down` at the end), then a second time (answered from
-the store).
+the store). Prefect's database stays where the user's Prefect keeps it (``~/.prefect``): only
+the first run on a machine makes it (the untracked one below, when there is none yet).
 Framework overhead is everything that is not training, scoring or evaluating: process and import
 start-up, the Prefect server, Ray start-up, Ray Train worker start-up, Tune trial start-up. Each
 is measured apart in the same run:

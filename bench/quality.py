@@ -24,7 +24,9 @@ column; a pixel Gaussian (the train split's mean and covariance) is the baseline
         [--store file:///tmp/q] [--split val]
 
 ``--split val`` judges against the validation split instead of the test split: what a probe of a
-recipe's lever is chosen by, so the tables' test figures do not choose what they measure.
+recipe's lever is chosen by, so the tables' test figures do not choose what they measure. A run
+keeps one stored evaluation, so a probe in the tables' store replaces a run's test evaluation
+(the next test table computes it again): give probes a store of their own.
 """
 
 from __future__ import annotations
@@ -305,7 +307,7 @@ def by_loss(results: list[dict], table: dict) -> list[tuple[str, str, list[dict]
 
 def mixture_table(dataset: str, results: list[dict]) -> list[str]:
     lines = [
-        f"### {dataset}",
+        f"### {dataset} (against the {results[0]['split']} split)",
         "",
         "| model | loss | modes | high-quality % | reverse KL | budget | CPU s (max) |",
         "|---|---|---:|---:|---:|---|---:|",

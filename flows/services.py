@@ -2,8 +2,8 @@
 
 Yours when you name them (``PREFECT_API_URL``, ``--ray-address``); otherwise the local ones genai
 commands share (:mod:`genai.daemon`): started detached by the first command that needs them, found
-by later and concurrent ones, stopped by ``genai down``. The Prefect server starts in the
-background while Ray starts and the command imports its flow; the command waits for it only
+by later and concurrent ones, stopped by ``genai down``. The Prefect server and the Ray head
+start in the background while the command imports its flow; the command waits for them only
 then.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from genai import daemon
-from genai.cluster import HEAD, local_head, stop_head
+from genai.cluster import HEAD, start_head, stop_head
 from genai.progress import say
 
 PREFECT = "prefect"
@@ -68,18 +68,20 @@ def prefect_server() -> PrefectServer:
 def services(ray_address: str | None, meanwhile: Callable[[], object] = lambda: None) -> str:
     """Make sure a Prefect server and a Ray cluster are there; point this process at them and
     say which. Returns the Ray address the flows should join. ``meanwhile`` runs while a server
-    started now comes up (the command's flow module imports: 3 s of a cold ``genai run``)."""
+    and a Ray head started now come up (the command's flow module imports: 3 s of a cold
+    ``genai run``, which waited for the head before)."""
     prefect = prefect_server()  # starts in the background ...
-    if ray_address is None:  # ... while Ray starts
-        ray_address, started = local_head()
-        verb = "started" if started else "joined"
-        say("ray", f"{verb} the local Ray at {ray_address} (shared by genai commands)")
-    else:
-        say("ray", f"joining the Ray at {ray_address}")
+    head = start_head() if ray_address is None else None  # ... as does Ray's head
     before = os.environ.get("PREFECT_API_URL")
     use_prefect(prefect.url)  # before the flow's imports
     try:
         meanwhile()
+        if head is not None:
+            ray_address = head.wait()
+            verb = "started" if head.started else "joined"
+            say("ray", f"{verb} the local Ray at {ray_address} (shared by genai commands)")
+        else:
+            say("ray", f"joining the Ray at {ray_address}")
         prefect.wait()
     except BaseException:
         use_prefect(before)  # a server that never came up is not this process's from now on

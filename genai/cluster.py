@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from dataclasses import dataclass
 
 import ray
 
@@ -76,14 +77,37 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
 
 
 HEAD = "ray"
+STARTING_S = 120  # a head that has not answered this long after its start never will
 
 
-def local_head(num_cpus: int | None = None, timeout: float = 120) -> tuple[str, bool]:
-    """The address of the local Ray that genai commands share, and whether this call started
-    it: a Ray head started detached (``ray start --head --block``, dashboard on 127.0.0.1) by
-    the first command that needs one, so later and concurrent commands join it instead of
-    paying Ray's start-up again or running a second Ray beside it. ``genai down`` stops it."""
+@dataclass(frozen=True)
+class LocalHead:
+    """The shared local Ray head: its address, its process (None: it answered already) and
+    whether this command started it."""
+
+    address: str
+    pid: int | None
+    started: bool
+
+    def wait(self, timeout: float = STARTING_S) -> str:
+        """Its address, once it answers."""
+        if self.pid is not None:
+            from genai import daemon
+
+            daemon.wait_until(
+                lambda: _reachable(self.address), timeout, "the local Ray head start", self.pid
+            )
+        return self.address
+
+
+def start_head(num_cpus: int | None = None) -> LocalHead:
+    """The local Ray that genai commands share, started now (detached: ``ray start --head
+    --block``, dashboard on 127.0.0.1) if none runs or starts; it may still be starting (wait
+    for it with :meth:`LocalHead.wait`, e.g. after the command's imports), so later and
+    concurrent commands join it instead of paying Ray's start-up again or running a second Ray
+    beside it. ``genai down`` stops it."""
     import sys
+    import time
 
     from genai import daemon
 
@@ -91,7 +115,10 @@ def local_head(num_cpus: int | None = None, timeout: float = 120) -> tuple[str, 
         state = daemon.read_state(HEAD)
         if state is not None and _reachable(state["address"]):
             _speak_as(state["auth_mode"])
-            return state["address"], False
+            return LocalHead(state["address"], None, False)
+        if state is not None and time.time() - state["started"] < STARTING_S:
+            _speak_as(state["auth_mode"])  # another command started it a moment ago
+            return LocalHead(state["address"], int(state["pid"]), False)
         if state is not None:  # its pid lives on (or again, reused) but no head answers
             daemon.stop(HEAD)
         # token auth unless the environment says otherwise: the head's GCS and dashboard listen
@@ -115,10 +142,14 @@ def local_head(num_cpus: int | None = None, timeout: float = 120) -> tuple[str, 
         ]  # fmt: skip
         address = f"{ray.util.get_node_ip_address()}:{port}"
         state = daemon.start(HEAD, argv, dict(os.environ), address=address, auth_mode=mode)
-        daemon.wait_until(
-            lambda: _reachable(address), timeout, "the local Ray head start", state["pid"]
-        )
-        return address, True
+        return LocalHead(address, state["pid"], True)
+
+
+def local_head(num_cpus: int | None = None, timeout: float = STARTING_S) -> tuple[str, bool]:
+    """The address of the shared local Ray (:func:`start_head`) once it answers, and whether
+    this call started it."""
+    head = start_head(num_cpus)
+    return head.wait(timeout), head.started
 
 
 # `ray start --block` answers SIGTERM by draining its raylet and GCS for over 30 s on this machine

@@ -62,6 +62,27 @@ def test_a_prefect_server_still_starting_is_joined(home):
         starting.kill()
 
 
+def test_a_ray_head_still_starting_is_joined(home):
+    """A command starts the shared head and imports its flow while the head comes up: a
+    concurrent command joins that head rather than stopping it or starting another."""
+    from genai.cluster import HEAD, start_head
+
+    starting = impostor()
+    try:
+        daemon.start(HEAD, ["true"], {}, address="127.0.0.1:9", auth_mode="token")
+        record = daemon.read_state(HEAD, dead_too=True) | {"pid": starting.pid}
+        (home / f"{HEAD}.json").write_text(json.dumps(record))
+        head = start_head()  # started a moment ago: wait for it rather than start another
+        assert (head.address, head.pid, head.started) == ("127.0.0.1:9", starting.pid, False)
+        assert starting.poll() is None  # not stopped
+        starting.kill()
+        with pytest.raises(RuntimeError, match="the local Ray head start: the process exited"):
+            head.wait(timeout=30)
+    finally:
+        if starting.poll() is None:
+            starting.kill()
+
+
 def test_stopping_the_head_forgets_it_as_the_current_cluster(home):
     from ray._common.utils import get_ray_address_file, reset_ray_address
     from ray._private.utils import read_ray_address, write_ray_address

@@ -103,6 +103,30 @@ def test_a_run_opened_beside_its_block_nests_and_ends_as_tracked_does(local):
         assert untracked() is None
 
 
+def test_a_run_opened_beside_with_nest_is_the_parent_once_the_block_asks_for_it(local):
+    """A pipeline opens its MLflow run while its data is prepared (``nest=True``): the runs its
+    block starts after it asks for that run nest under it, and after the block the parent is
+    the caller's again, also when the block failed before it asked."""
+    _, where = local
+    client = where.client()
+    with tracked_beside(where, "pipelines/p", "p", {"a": 1}, nest=True) as opened:
+        assert tracking.parent() is None  # not asked for yet
+        pipeline = opened()
+        assert tracking.parent() == pipeline.run_id and opened() == pipeline
+        with tracked(where, "sweeps/s", "s") as sweep:
+            assert tracking.parent() == sweep.run_id
+        with tracked_beside(where, "runs/r", "r") as run_opened:
+            run = run_opened()
+    assert tracking.parent() is None
+    assert client.get_run(sweep.run_id).data.tags[PARENT_TAG] == pipeline.run_id
+    assert client.get_run(run.run_id).data.tags[PARENT_TAG] == pipeline.run_id
+    assert client.get_run(pipeline.run_id).info.status == "FINISHED"
+    with pytest.raises(ValueError), tracked_beside(where, "pipelines/f", "f", nest=True) as failed:
+        raise ValueError("boom")  # before it asked for its run
+    assert tracking.parent() is None
+    assert client.get_run(failed().run_id).info.status == "FAILED"
+
+
 def test_an_unfinished_run_is_taken_up_again_a_finished_one_is_not(local):
     _, where = local
     with pytest.raises(KeyboardInterrupt), tracked(where, "runs/r", "r") as first:

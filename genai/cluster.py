@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import ray
 
 TRAIN_POLL_S = "0.1"
+PREEMPTION_WATCHER = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 
 
 def _free_port() -> int:
@@ -28,7 +29,10 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
     wherever a machine runs two, and a dead controller's CPUs stay held.
     Ray Train's controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default)
     and a worker's report waits for that poll, which made every epoch take at least 2 s; we poll
-    every 0.1 s unless the environment says otherwise (docs/BENCHMARKS.md).
+    every 0.1 s unless the environment says otherwise (docs/BENCHMARKS.md). On a Ray of this
+    machine alone (one this process starts, or the head genai commands share) Ray Train's
+    preemption watcher is off unless RAY_TRAIN_ENABLE_PREEMPTION_WATCHER says otherwise: it
+    watches for nodes a cloud is about to take away, and each fit started it as one more process.
     """
     if ray.is_initialized():
         return
@@ -63,6 +67,10 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None) -> No
         target = f"{ray.util.get_node_ip_address()}:{started_port}"
     if target is not None:
         env["RAY_ADDRESS"] = target
+    if started_port is not None or _is_shared_head(target):
+        # a Ray of this machine alone: no node of it can be preempted, so no Ray Train fit needs
+        # the actor that watches for that (one more process each fit starts beside its workers)
+        env.setdefault(PREEMPTION_WATCHER, "0")
     previous = os.environ.get("RAY_GCS_SERVER_PORT")
     if started_port is not None:
         os.environ["RAY_GCS_SERVER_PORT"] = started_port
@@ -181,6 +189,14 @@ def _speak_as(mode: str) -> None:
     if os.environ.get("RAY_AUTH_MODE") != mode:
         os.environ["RAY_AUTH_MODE"] = mode
     Config.initialize("")
+
+
+def _is_shared_head(address: str | None) -> bool:
+    """Whether ``address`` is the local Ray head genai commands share (:func:`start_head`)."""
+    from genai import daemon
+
+    state = daemon.read_state(HEAD) if address else None
+    return state is not None and state["address"] == address
 
 
 def _reachable(address: str) -> bool:

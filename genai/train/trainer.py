@@ -9,6 +9,7 @@ from typing import Any
 
 import ray.train
 from ray.train.torch import TorchTrainer
+from ray.train.v2._internal.callbacks import DatasetsCallback
 
 from genai.config import RunConfig
 from genai.storage import ArtifactStore
@@ -17,6 +18,19 @@ from genai.train.hooks import Hook
 from genai.train.worker import train_loop_per_worker
 
 os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
+
+
+class _TorchTrainer(TorchTrainer):
+    """A ``TorchTrainer`` that starts no Ray Data actor when it is given no Ray Dataset: genai's
+    workers read their Parquet shards themselves, and Ray Train 2.60 starts a DatasetManager
+    actor for every fit regardless (one more process beside the workers; on two cores it shares
+    them with the workers' start)."""
+
+    def _create_default_callbacks(self) -> list[Any]:
+        callbacks = super()._create_default_callbacks()
+        if self.datasets:
+            return callbacks
+        return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
 
 
 class TrainError(RuntimeError):
@@ -69,7 +83,7 @@ def build_trainer(
     workers, checkpoints in the store under ``storage_key/name`` (every node reads them).
     ``replay``: a restored run reports its restored epochs again (see RayTrainSession)."""
     fs, path = store.arrow_filesystem(storage_key)
-    return TorchTrainer(
+    return _TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "run": cfg.model_dump(mode="json"),

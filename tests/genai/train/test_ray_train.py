@@ -85,6 +85,19 @@ def test_each_family_trains_on_two_workers_with_ddp(tmp_path, case):
     assert again.reused and again.run_id == result.run_id
 
 
+def test_a_fit_on_this_machines_ray_starts_no_data_or_preemption_actor(tmp_path):
+    """Ray Train 2.60 starts a DatasetManager actor for every fit (genai passes no Ray Dataset)
+    and a PreemptionWatcher (no node of a one-machine Ray can be preempted): two more processes
+    beside the workers on two cores. genai's fits start neither."""
+    from ray.util.state import list_actors
+
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    train(run_config(**{"train.epochs": 1, "train.num_workers": 2}), store)
+    classes = {a.class_name for a in list_actors(limit=10_000, raise_on_missing_output=False)}
+    assert {"RayTrainWorker", "TrainController"} <= classes, classes  # the listing sees fits
+    assert not classes & {"DatasetManager", "PreemptionWatcher"}, classes
+
+
 def test_keeps_only_the_last_k_checkpoints(tmp_path):
     store = ArtifactStore(f"file://{tmp_path}/store")
     result = train(run_config(**{"train.epochs": 3, "train.keep_checkpoints": 1}), store)

@@ -70,7 +70,7 @@ def pipeline_flow(
     params = config.model_dump(mode="json")
     tags = {"genai.kind": "pipeline"}
     # its MLflow run opens while the data is prepared (on a new store MLflow makes its database
-    # then: 4.5 s); the sweep's and the retrained run's nest under it
+    # then, 2.7 s); the sweep's and the retrained run's nest under it
     key = layout.pipeline(pipeline_id)
     with tracked_beside(tracking, key, pipeline_id, params, tags, nest=True) as opened:
         summary, markdown = _stages(config, pipeline_id, store, ray_address, force, wait, opened)

@@ -347,8 +347,9 @@ def tracked_beside(
     nest under this run (call it in the block's own thread), as under a :func:`tracked` run.
     Importing MLflow and opening its database took 1.4 s of a warm ``genai train`` before Ray
     Train could start (beside Ray Train's start-up it shares two cores with it: a warm
-    ``genai train`` 0.7 s faster on average over five alternating pairs), and 4.5 s of a
-    pipeline on a new store before its preparation could start (the database's first tables)."""
+    ``genai train`` 0.7 s faster on average over five alternating pairs); a pipeline on a new
+    store waited 2.7 s for MLflow to make its database (measured beside another job) before its
+    preparation could start."""
     if tracking is None:
         yield lambda: None
         return

@@ -9,9 +9,10 @@ below zero when the two sets are alike (a floor of two real sets often does). Ev
 computed in the calling process and never synchronised over a process group.
 
 FID and KID are computed as torchmetrics computes them, to the bit (tests/genai/evaluate), but
-without importing it: torchmetrics loads every domain's metrics, scipy.signal among them (1-2.5 s
-in each process that judges, every sweep trial's among them), and its FID passed both image sets
-through the network again, beside the features the other metrics use.
+without importing it: torchmetrics loads every domain's metrics, scipy.signal among them (2.5 s
+of imports, measured beside another job, in each process that judges, every sweep trial's),
+and its FID passed both image sets through the network again, beside the features the other
+metrics use.
 """
 
 from __future__ import annotations

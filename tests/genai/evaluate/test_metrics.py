@@ -139,8 +139,8 @@ def test_poly_mmd_is_torchmetrics_poly_mmd_to_the_bit():
 
 
 def test_judging_images_imports_no_torchmetrics():
-    """torchmetrics loads every domain's metrics (scipy.signal among them): 1-2.5 s in each
-    process that judges, every sweep trial's among them."""
+    """torchmetrics loads every domain's metrics (scipy.signal among them): 2.5 s of imports
+    in each process that judges, every sweep trial's among them."""
     import subprocess
     import sys
 

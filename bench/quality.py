@@ -17,7 +17,8 @@ The 32x32 colour sets (``shapes``, the generated shapes; ``photos``, patches of 
 scikit-learn ships) have a 600 s budget and are judged as ``genai evaluate`` judges them: 1,000
 samples, its fast sampler (DDIM in 50 steps for a diffusion model), the seconds it took in a
 column; a pixel Gaussian (the train split's mean and covariance) is the baseline row, and
-``--conv`` adds each recipe with today's ``conv`` body beside its 32-64 px one.
+``--conv`` adds each recipe with today's ``conv`` body beside its 32-64 px one (the photos
+VAE recipe's body is ``conv`` already: its twin is the same run).
 
     .venv/bin/python bench/quality.py [--seeds 3] [--jobs 2] [--only ring8] [--families gan,vae]
         [--losses hinge,bce] [--main] [--set train.epochs=20 ...] [--conv] [--out q.md]
@@ -89,7 +90,8 @@ RECIPES: dict[tuple[str, str], str] = {
     ("digits", "autoregressive"): "configs/autoregressive.yaml",
     **{(d, f): f"configs/recipes/{d}-{f}.yaml" for d in IMAGES_32 for f in LOSSES},
 }
-# today's conv body beside a recipe's 32-64 px body (--conv): the same recipe, body conv
+# today's conv body beside a recipe's 32-64 px body (--conv): the same recipe, body conv (the
+# photos VAE recipe is conv already, so its twin is the same run)
 CONV_BODY = ("model.arch.body=conv",)
 ROOT = Path(__file__).resolve().parents[1]
 # the critic's constraint under a Wasserstein loss, where the recipe has no WGAN-GP penalty

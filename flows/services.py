@@ -68,8 +68,8 @@ def prefect_server() -> PrefectServer:
 def services(ray_address: str | None, meanwhile: Callable[[], object] = lambda: None) -> str:
     """Make sure a Prefect server and a Ray cluster are there; point this process at them and
     say which. Returns the Ray address the flows should join. ``meanwhile`` runs while a server
-    and a Ray head started now come up (the command's flow module imports: 3 s of a cold
-    ``genai run``, which waited for the head before)."""
+    and a Ray head started now come up (the command's flow module imports: 6 s of a cold
+    ``genai run`` beside the services' start, which waited for the head before)."""
     prefect = prefect_server()  # starts in the background ...
     head = start_head() if ray_address is None else None  # ... as does Ray's head
     before = os.environ.get("PREFECT_API_URL")

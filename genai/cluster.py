@@ -90,18 +90,24 @@ STARTING_S = 120  # a head that has not answered this long after its start never
 
 @dataclass(frozen=True)
 class LocalHead:
-    """The shared local Ray head: its address, its process (None: it answered already) and
-    whether this command started it."""
+    """The shared local Ray head: its address, its process (None: it answered already),
+    whether this command started it, and when it was started (``time.time()``)."""
 
     address: str
     pid: int | None
     started: bool
+    since: float = 0.0
 
-    def wait(self, timeout: float = STARTING_S) -> str:
-        """Its address, once it answers."""
+    def wait(self, timeout: float | None = None) -> str:
+        """Its address, once it answers: by ``STARTING_S`` after its start unless ``timeout``
+        (seconds from now) says otherwise."""
         if self.pid is not None:
+            import time
+
             from genai import daemon
 
+            if timeout is None:
+                timeout = max(self.since + STARTING_S - time.time(), 1.0)
             daemon.wait_until(
                 lambda: _reachable(self.address), timeout, "the local Ray head start", self.pid
             )
@@ -126,7 +132,7 @@ def start_head(num_cpus: int | None = None) -> LocalHead:
             return LocalHead(state["address"], None, False)
         if state is not None and time.time() - state["started"] < STARTING_S:
             _speak_as(state["auth_mode"])  # another command started it a moment ago
-            return LocalHead(state["address"], int(state["pid"]), False)
+            return LocalHead(state["address"], int(state["pid"]), False, state["started"])
         if state is not None:  # its pid lives on (or again, reused) but no head answers
             daemon.stop(HEAD)
         # token auth unless the environment says otherwise: the head's GCS and dashboard listen
@@ -150,10 +156,10 @@ def start_head(num_cpus: int | None = None) -> LocalHead:
         ]  # fmt: skip
         address = f"{ray.util.get_node_ip_address()}:{port}"
         state = daemon.start(HEAD, argv, dict(os.environ), address=address, auth_mode=mode)
-        return LocalHead(address, state["pid"], True)
+        return LocalHead(address, state["pid"], True, state["started"])
 
 
-def local_head(num_cpus: int | None = None, timeout: float = STARTING_S) -> tuple[str, bool]:
+def local_head(num_cpus: int | None = None, timeout: float | None = None) -> tuple[str, bool]:
     """The address of the shared local Ray (:func:`start_head`) once it answers, and whether
     this call started it."""
     head = start_head(num_cpus)

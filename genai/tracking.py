@@ -363,11 +363,15 @@ def tracked_beside(
     opening.daemon = True
     opening.start()
     tokens: list[contextvars.Token] = []
+    entered = (threading.current_thread(), _parent.get(None))
 
     def opened() -> TrackedRun | None:
         opening.join()
         run = None if not found or found[0] is None else TrackedRun(tracking, found[0])
-        if nest and run is not None and not tokens:
+        # the parent from here on, if asked for where the block runs (not from another thread,
+        # nor inside a nested run's block, whose end would then restore the wrong parent)
+        here = (threading.current_thread(), _parent.get(None)) == entered
+        if nest and run is not None and not tokens and here:
             tokens.append(_parent.set(run.run_id))
         return run
 
@@ -375,8 +379,9 @@ def tracked_beside(
         with _ended(tracking, lambda: (run := opened()) and run.run_id):
             yield opened
     finally:
-        if tokens:
-            _parent.reset(tokens[0])
+        if tokens:  # set in another context (a copy the thread ran a call in): gone with it
+            with contextlib.suppress(ValueError):
+                _parent.reset(tokens[0])
 
 
 @contextlib.contextmanager

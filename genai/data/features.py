@@ -93,7 +93,7 @@ class FeatureNet(nn.Module):
         self.pretext = nn.Sequential(nn.ReLU(), nn.Linear(FEATURE_DIM, len(ROLLS)))
         self.register_buffer("feature_mean", torch.zeros(FEATURE_DIM))
         self.register_buffer("feature_std", torch.ones(FEATURE_DIM))
-        self.num_features = FEATURE_DIM  # torchmetrics reads this instead of probing
+        self.num_features = FEATURE_DIM  # torchmetrics (the tests' FID reference) reads this
 
     def layers(self, x: Tensor) -> list[Tensor]:
         """Activations of each block (the perceptual loss's layers), the embedding last."""
@@ -106,7 +106,7 @@ class FeatureNet(nn.Module):
         return self.layers(x)[-1]  # (B, 64)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Standardised features (B, 64): what torchmetrics' ``feature=`` module must return."""
+        """Standardised features (B, 64): what FID and the other image metrics compare."""
         return (self.raw(x) - self.feature_mean) / self.feature_std
 
     def logits(self, x: Tensor) -> Tensor:

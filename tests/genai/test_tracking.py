@@ -4,6 +4,7 @@ run taken up again, status on failure, files attached later, and a server that d
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 
@@ -125,6 +126,17 @@ def test_a_run_opened_beside_with_nest_is_the_parent_once_the_block_asks_for_it(
         raise ValueError("boom")  # before it asked for its run
     assert tracking.parent() is None
     assert client.get_run(failed().run_id).info.status == "FAILED"
+    # asked for first inside a nested run's block, or from another thread: not the parent there
+    with tracked_beside(where, "pipelines/q", "q", nest=True) as late:
+        with tracked(where, "sweeps/t", "t") as inner:
+            late()
+            assert tracking.parent() == inner.run_id
+        assert tracking.parent() is None
+        asker = threading.Thread(target=late)
+        asker.start()
+        asker.join()
+        assert tracking.parent() is None
+    assert tracking.parent() is None
 
 
 def test_an_unfinished_run_is_taken_up_again_a_finished_one_is_not(local):

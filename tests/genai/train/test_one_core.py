@@ -92,7 +92,8 @@ def calls(name: str) -> list[str]:
 
 def test_one_epoch_loop_one_worker_function_one_trainer_builder():
     assert calls("train_epoch") == ["genai/train/loop.py"]  # the epoch loop: run_epoch
-    assert calls("TorchTrainer") == ["genai/train/trainer.py"]  # build_trainer
+    # build_trainer, with a TorchTrainer that starts no Ray Data actor
+    assert calls("TorchTrainer") + calls("_TorchTrainer") == ["genai/train/trainer.py"]
     # one checkpoint format, written in one place (a run's, a trial's and a local fit's alike);
     # the other torch.save is the feature network's model.pt, which is no checkpoint
     torch_saves = sorted(

@@ -89,11 +89,14 @@ def test_a_fit_on_this_machines_ray_starts_no_data_or_preemption_actor(tmp_path)
     """Ray Train 2.60 starts a DatasetManager actor for every fit (genai passes no Ray Dataset)
     and a PreemptionWatcher (no node of a one-machine Ray can be preempted): two more processes
     beside the workers on two cores. genai's fits start neither."""
+    import ray
     from ray.util.state import list_actors
 
     store = ArtifactStore(f"file://{tmp_path}/store")
     train(run_config(**{"train.epochs": 1, "train.num_workers": 2}), store)
-    classes = {a.class_name for a in list_actors(limit=10_000, raise_on_missing_output=False)}
+    address = ray.get_runtime_context().gcs_address  # this test's Ray, of the machine's several
+    actors = list_actors(address=address, limit=10_000, raise_on_missing_output=False)
+    classes = {a.class_name for a in actors}
     assert {"RayTrainWorker", "TrainController"} <= classes, classes  # the listing sees fits
     assert not classes & {"DatasetManager", "PreemptionWatcher"}, classes
 

@@ -41,6 +41,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+# RECIPES: (dataset, family) -> the shipped config that is its recipe (docs/BENCHMARKS.md says
+# how each was found), the one `genai compare` starts each cell from; the benchmark changes only
+# the seeds and the compared loss (--conv: the body too), and fits in one process (the budget, not
+# the cluster, is compared) with the recipe's global batch and step count
+from genai.compare.cells import RECIPES
+
 PUBLISHED = {  # PacGAN (Lin et al. 2018) Table 1: modes / high-quality % / reverse KL
     "ring8": [
         ("GAN", 6.3, 98.2, 0.45),
@@ -71,25 +77,6 @@ LOSSES = {
 }
 DIGITS_LOSSES = {**LOSSES, "vae": ("reconstruction", ["bce", "mse", "mae", "huber"])}
 
-# (dataset, family) -> the shipped config that is its recipe (docs/BENCHMARKS.md says how each
-# was found); the benchmark changes only the seeds and the compared loss (--conv: the body too),
-# and fits in one process (the budget, not the cluster, is compared) with the recipe's global
-# batch and step count
-RECIPES: dict[tuple[str, str], str] = {
-    ("ring8", "gan"): "configs/gan.yaml",
-    ("ring8", "vae"): "configs/recipes/ring8-vae.yaml",
-    ("ring8", "diffusion"): "configs/diffusion.yaml",
-    ("ring8", "autoregressive"): "configs/recipes/ring8-autoregressive.yaml",
-    ("grid25", "gan"): "configs/recipes/grid25-gan.yaml",
-    ("grid25", "vae"): "configs/recipes/grid25-vae.yaml",
-    ("grid25", "diffusion"): "configs/recipes/grid25-diffusion.yaml",
-    ("grid25", "autoregressive"): "configs/recipes/grid25-autoregressive.yaml",
-    ("digits", "gan"): "configs/recipes/digits-gan.yaml",
-    ("digits", "vae"): "configs/vae.yaml",
-    ("digits", "diffusion"): "configs/recipes/digits-diffusion.yaml",
-    ("digits", "autoregressive"): "configs/autoregressive.yaml",
-    **{(d, f): f"configs/recipes/{d}-{f}.yaml" for d in IMAGES_32 for f in LOSSES},
-}
 # today's conv body beside a recipe's 32-64 px body (--conv): the same recipe, body conv (the
 # photos VAE recipe is conv already, so its twin is the same run)
 CONV_BODY = ("model.arch.body=conv",)

@@ -22,7 +22,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from genai.compare.cells import (
+    check_selection,
+    comparison_id_for,
+    finished_comparison,
+    primary_metric,
+)
 from genai.config import (
+    CompareConfig,
     DataConfig,
     EvaluateConfig,
     GenerateConfig,
@@ -257,3 +264,38 @@ def run(
 
     stored = None if force else finished_pipeline(cfg, checked)  # no Prefect, no Ray
     return _stored_or_flow(stored, "run", flow, ray_address=ray_address, on_boot=on_boot)
+
+
+def compare(
+    config: Config = None,
+    *,
+    overrides: Iterable[str] = (),
+    store: str | None = None,
+    ray_address: str | None = None,
+    no_wait: bool = False,
+    on_boot: OnBoot | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Compare every family and loss on one data (``genai compare``): ``config`` is a compare
+    YAML (``data``, ``families``, ``losses``, ``seeds``, ``budgets``, ``metric``, ``evaluate``,
+    ``overrides``); any of those fields as a keyword over it, and ``source``, ``uri``, ``n``
+    for its data. ``overrides`` are ``--set`` strings applied to every cell's recipe. Returns
+    the summary: ``verdict``, ``leaderboard``, ``files``, ``counts`` (models trained now and
+    found in the store)."""
+    data = {f"data.{k}": fields.pop(k) for k in ("source", "uri", "n") if fields.get(k) is not None}
+    given = {k: v for k, v in fields.items() if v is not None} | data
+    cfg = load(CompareConfig, config, data=given, prefix="compare")
+    if overrides:  # after the config's own
+        tree = cfg.model_dump(mode="json")
+        cfg = load(CompareConfig, tree | {"overrides": [*cfg.overrides, *overrides]})
+    primary_metric(cfg)  # a metric the data does not report fails here, before anything starts
+    check_selection(cfg)  # and a loss the data does not allow
+    checked = ArtifactStore(store)
+    stored = finished_comparison(checked, comparison_id_for(cfg))  # no Prefect, no Ray
+
+    def flow(address: str | None) -> dict[str, Any]:
+        from flows.compare import compare_flow
+
+        return compare_flow(config=cfg, store=checked.uri, ray_address=address, wait=not no_wait)
+
+    return _stored_or_flow(stored, "compare", flow, ray_address=ray_address, on_boot=on_boot)

@@ -81,15 +81,25 @@ def opener(ctx: typer.Context) -> api.OnBoot:
     return lambda command: say("log", str(console(ctx, command).path))
 
 
-def emit(ctx: typer.Context, result: dict[str, Any], as_json: bool, human: str) -> None:
-    """Print the human summary, or the JSON object as the very last stdout line."""
+def emit(
+    ctx: typer.Context,
+    result: dict[str, Any],
+    as_json: bool,
+    human: str,
+    *,
+    last: str | None = None,
+) -> None:
+    """Print the human summary (then the log's path, then ``last``: the line a person reads
+    first), or the JSON object as the very last stdout line."""
     options: Options = ctx.obj
     text = json.dumps(result, default=str) if as_json else human
+    if not as_json and options.console is not None:
+        text += f"\n  log       {options.console.path}"
+    if not as_json and last is not None:
+        text += f"\n\n{last}"
     if options.console is None:
         print(text, flush=True)
         return
-    if not as_json:
-        text += f"\n  log       {options.console.path}"
     options.console.print(text)
 
 
@@ -311,6 +321,94 @@ def generate(
     emit(ctx, result, as_json, f"{result['n']} samples of {run_id}\n{files}")
 
 
+def split_list(text: str | None) -> list[str] | None:
+    return None if text is None else [x.strip() for x in text.split(",") if x.strip()]
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    config: Path = typer.Argument(
+        None, help="compare YAML (data, families, losses, seeds, budgets, metric, evaluate)"
+    ),
+    source: str = typer.Option(
+        None, help="the data: digits | photos | shapes | ring8 | grid25 | ... | images (with --uri)"
+    ),
+    uri: str = typer.Option(None, help="your data, local or s3:// (as genai prepare --uri)"),
+    n: int = typer.Option(None, help="rows to generate (generated sources)"),
+    families: str = typer.Option(
+        None,
+        help="comma-separated: vae,gan,diffusion,autoregressive (default: all the data allows)",
+    ),
+    losses: str = typer.Option(
+        None, help="comma-separated losses of the families' main slots (default: every one)"
+    ),
+    seeds: int = typer.Option(
+        None, help="seeds per cell (default 3; 5 or more for a firm verdict)"
+    ),
+    budget: str = typer.Option(
+        None,
+        help="training steps per model; several, comma-separated, plot quality against the"
+        " budget (default: each recipe's own steps)",
+    ),
+    metric: str = typer.Option(
+        None, help="the metric to rank by (default fid for images, high_quality for mixtures)"
+    ),
+    samples: int = typer.Option(None, help="samples each model is judged on (default 1000)"),
+    overrides: list[str] = typer.Option(
+        None, "--set", help="set a field in every cell's recipe: --set train.lr=0.001"
+    ),
+    store: str = STORE,
+    ray_address: str = RAY_ADDRESS,
+    as_json: bool = AS_JSON,
+    no_wait: bool = NO_WAIT,
+) -> None:
+    """Which family and loss is best for this data: every cell x seeds at one budget, judged
+    by evaluate's metrics, with a 95% interval against the best and a verdict."""
+    given: dict[str, Any] = {"source": source, "uri": uri, "n": n, "seeds": seeds}
+    given |= {"families": split_list(families), "losses": split_list(losses), "metric": metric}
+    if budget is not None:
+        given["budgets"] = split_list(budget)
+    if samples is not None:
+        given["evaluate.n_samples"] = samples
+    result = api.compare(config, overrides=overrides or (), store=store, ray_address=ray_address,
+                         no_wait=no_wait, on_boot=opener(ctx), **given)  # fmt: skip
+    keys = ("comparison_id", "uri", "metric", "winner", "indistinguishable", "verdict", "counts")
+    out = {k: result[k] for k in keys} | {"report": result["files"]["report.md"]}
+    emit(ctx, out, as_json, comparison_table(result), last=result["verdict"])
+
+
+def comparison_table(summary: dict) -> str:
+    """The leaderboard, the weak-verdict warning, and the verdict as the last line."""
+    metric, counts = summary["metric"], summary["counts"]
+    lines = [
+        f"comparison {summary['comparison_id']}: {counts['models']} models"
+        f" ({counts['trained']} trained now, {counts['found']} found in the store)",
+        "",
+        f"  {'rank':>4}  {'cell':<34}{'steps':>9}  {metric + ' mean +- sd':>22}"
+        f"  {'vs best (95%)':<26}verdict",
+    ]
+    for e in summary["leaderboard"]:
+        interval = (
+            ""
+            if e["diff_low"] is None
+            else f"{e['diff']:+.3g} [{e['diff_low']:+.3g}, {e['diff_high']:+.3g}]"
+        )
+        mean, sd = e.get(f"{metric}_mean"), e.get(f"{metric}_sd")
+        shown = "inf" if mean is None else f"{mean:.4g} +- {'nan' if sd is None else f'{sd:.2g}'}"
+        lines.append(
+            f"  {e['rank']:>4}  {e['cell']:<34}{e['steps']:>9,}  {shown:>22}  {interval:<26}"
+            f"{e['verdict']}"
+        )
+    lines += ["", f"  report    {summary['files']['report.md']}"]
+    if summary["weak"]:
+        lines.append(
+            f"  weak verdict: {summary['seeds']} seeds per cell; 5 or more give a firm one"
+            " (--seeds 5 trains only the new seeds)"
+        )
+    return "\n".join(lines)
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -325,10 +423,10 @@ def serve(
         1, min=1, help="runs of one deployment at once; more are queued (ENQUEUE)"
     ),
 ) -> None:
-    """Register and serve the deployments (nightly-pipeline, pipeline, sweep, train) until
-    stopped: with the Prefect server of PREFECT_API_URL, else the local one genai commands share;
-    their flows join the Ray of RAY_ADDRESS, else the local one genai commands share. Open the
-    Prefect UI to launch runs with typed forms."""
+    """Register and serve the deployments (nightly-pipeline, pipeline, sweep, train, compare)
+    until stopped: with the Prefect server of PREFECT_API_URL, else the local one genai commands
+    share; their flows join the Ray of RAY_ADDRESS, else the local one genai commands share.
+    Open the Prefect UI to launch runs with typed forms."""
     # imported when serving: every command imports this module, and these load Ray and Prefect
     from flows.deployments import serve as serve_deployments
     from flows.services import prefect_server, use_prefect

@@ -1,8 +1,8 @@
-"""Deployments: ``nightly-pipeline`` on a schedule, and ``pipeline``, ``sweep``, ``train`` to
-launch from the Prefect UI. Parameters are pydantic models with Literal choices and bounds, so the
-UI shows typed forms with dropdowns, and ``enforce_parameter_schema`` rejects bad input before a
-run is created. ``genai serve`` serves them from this process; ``prefect.yaml`` declares the same
-deployments for a work pool.
+"""Deployments: ``nightly-pipeline`` on a schedule, and ``pipeline``, ``sweep``, ``train``,
+``compare`` to launch from the Prefect UI. Parameters are pydantic models with Literal choices
+and bounds, so the UI shows typed forms with dropdowns, and ``enforce_parameter_schema`` rejects
+bad input before a run is created. ``genai serve`` serves them from this process;
+``prefect.yaml`` declares the same deployments for a work pool.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 from prefect import serve as prefect_serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
+from flows.compare import compare_flow
 from flows.pipeline import pipeline_flow
 from flows.sweep import sweep_flow
 from flows.train import train_flow
@@ -28,7 +29,7 @@ def deployments(
     config: PipelineConfig | None = None,
     limit: int = 1,
 ) -> list[Any]:
-    """The four deployments; ``store`` becomes every deployment's default store and ``config``
+    """The five deployments; ``store`` becomes every deployment's default store and ``config``
     (default: the demo, configs/demo.yaml, the job ``genai run`` runs) the pipelines' default
     config (the form the UI shows starts from it). At most ``limit``
     runs of each deployment run at once; more wait their turn (Prefect's ENQUEUE strategy:
@@ -64,6 +65,13 @@ def deployments(
             name="train",
             parameters=defaults,
             description="One training run, from the UI.",
+            **common,
+        ),
+        compare_flow.to_deployment(
+            name="compare",
+            parameters=defaults,
+            description="Which family and loss is best for a dataset: every cell over seeds,"
+            " with a verdict, from the UI.",
             **common,
         ),
     ]

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from genai.forms import FamilyForm, SlotForms
 from genai.losses.slots import FAMILY_SLOTS, LossSlots, check_names, fill_slots, losses_of
-from genai.model_config import FORMER_MODEL_SECTIONS, ModelConfig, VaeModel, image_body
+from genai.model_config import FORMER_MODEL_SECTIONS, Family, ModelConfig, VaeModel, image_body
 from genai.strict import StrictModel
 
 SourceName = Literal[
@@ -376,3 +376,73 @@ class PipelineConfig(RunConfig):
     )
     evaluate: EvaluateConfig = EvaluateConfig()
     generate: GenerateConfig = GenerateConfig()
+
+
+# ------------------------------------------------------------------------------------- compare
+# the slot a comparison varies in each family: the loss that makes the family what it is
+MAIN_SLOT = {
+    "vae": "reconstruction",
+    "gan": "adversarial",
+    "diffusion": "noise",
+    "autoregressive": "nll",
+}
+Step = Annotated[int, Field(gt=0)]
+
+
+def main_losses(family: str) -> tuple[str, ...]:
+    """Every loss the main slot of ``family`` takes."""
+    return FAMILY_SLOTS[family][MAIN_SLOT[family]][0]
+
+
+class CompareConfig(StrictModel):
+    """``genai compare``: every (family, loss) cell the selection names, at each budget, for
+    ``seeds`` seeds, judged by evaluate's loss-independent metrics beside their floors."""
+
+    name: str = Field("compare", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    data: DataConfig = DataConfig()
+    families: list[Family] = Field(
+        default_factory=list, description="families compared; empty: every one the data allows"
+    )
+    losses: list[str] = Field(
+        default_factory=list,
+        description="losses of the families' main slots (vae reconstruction, gan adversarial,"
+        " diffusion noise, autoregressive nll) to compare; empty: every one each allows",
+    )
+    seeds: int = Field(
+        3, gt=0, le=50, description="seeds per cell: a seed draws the data's split and the model"
+    )
+    budgets: list[Step] = Field(
+        default_factory=list,
+        description="training steps per model (several: quality against budget, each cell at"
+        " each); empty: each family's recipe's own steps",
+    )
+    metric: SweepMetric | None = Field(
+        None,
+        description="the metric the leaderboard ranks by; None: fid for images, high_quality for"
+        " 2-D mixtures, mmd2 otherwise",
+    )
+    overrides: list[str] = Field(
+        default_factory=list, description="a.b=value set in every cell's recipe (as --set)"
+    )
+    evaluate: EvaluateConfig = Field(
+        EvaluateConfig(n_samples=1000), description="how each model is judged (as genai evaluate)"
+    )
+
+    @model_validator(mode="after")
+    def _selection(self) -> CompareConfig:
+        families = self.families or list(MAIN_SLOT)
+        allowed = {name for f in families for name in main_losses(f)}
+        for name in self.losses:
+            if name not in allowed:
+                shown = "; ".join(
+                    f"{f} ({MAIN_SLOT[f]}): {', '.join(main_losses(f))}" for f in families
+                )
+                raise ValueError(
+                    f"losses: {name!r} is no loss of the main slot of"
+                    f" {', '.join(families)}; allowed: {shown}"
+                )
+        for field in ("families", "losses", "budgets"):
+            values = getattr(self, field)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{field}: {values} names a value twice")
+        return self

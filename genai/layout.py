@@ -136,6 +136,51 @@ def pipeline_summary(pipeline_id: str) -> str:
     return f"{pipeline(pipeline_id)}/summary.json"
 
 
+# --------------------------------------------------------------------------------- comparisons
+CELLS_TABLE, LEADERBOARD_TABLE = "cells.parquet", "leaderboard.parquet"
+COMPARISON_FILES = (
+    CELLS_TABLE, LEADERBOARD_TABLE, "report.md", "samples.png", "metrics.png",
+    "quality.png", "budgets.png",
+)  # fmt: skip
+
+
+def comparison(comparison_id: str) -> str:
+    return f"comparisons/{comparison_id}"
+
+
+def comparison_file(comparison_id: str, name: str) -> str:
+    """One of ``COMPARISON_FILES`` of a comparison."""
+    if name not in COMPARISON_FILES:
+        raise ValueError(f"a comparison has no file {name!r}; its files: {COMPARISON_FILES}")
+    return f"{comparison(comparison_id)}/{name}"
+
+
+def comparison_summary(comparison_id: str) -> str:
+    """Written last: the comparison is complete."""
+    return f"{comparison(comparison_id)}/summary.json"
+
+
+def comparison_row(comparison_id: str, row: str) -> str:
+    """A leaderboard row's key (its MLflow run's ``genai.key``): ``family-loss-steps``."""
+    return f"{comparison(comparison_id)}/rows/{row}"
+
+
+def cell(cell_key: str) -> str:
+    """One model of a comparison (a cell at one seed and budget), by its content key: shared by
+    every comparison that holds it."""
+    return f"cells/{cell_key}"
+
+
+def cell_record(cell_key: str) -> str:
+    """Written last: the cell's model is trained and judged."""
+    return f"{cell(cell_key)}/record.json"
+
+
+def cell_samples(cell_key: str) -> str:
+    """The few samples the comparison's picture shows (NumPy .npy, data units)."""
+    return f"{cell(cell_key)}/samples.npy"
+
+
 def run_ids(keys: list[str]) -> list[str]:
     """Run ids among keys listed under ``runs/`` (those with a config.json)."""
     return sorted({k.split("/")[1] for k in keys if k.endswith("/config.json")})

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RAY_ALLOWED = (
     "genai/train/", "genai/tune/", "genai/cluster.py",
     "genai/data/prepare.py", "genai/data/in_memory.py", "genai/data/streamed.py",
+    "genai/compare/compare.py", "genai/compare/trial.py",
 )  # fmt: skip
 
 
@@ -69,10 +70,11 @@ def test_the_cli_lives_with_the_flows():
 
 
 KEY_ROOTS = ("datasets/", "features/", "runs/", "sweeps/", "evaluations/", "samples/",
-             "pipelines/")  # fmt: skip
+             "pipelines/", "comparisons/", "cells/")  # fmt: skip
 KEY_FILES = ("manifest.json", "meta.json", "model.pt", "config.json", "metrics.parquet",
              "result.json", "trials.parquet", "best.json", "plot.png", "summary.json",
-             "samples.parquet", "state.pt", "/checkpoints", "split=")  # fmt: skip
+             "samples.parquet", "state.pt", "/checkpoints", "split=", "cells.parquet",
+             "leaderboard.parquet", "record.json", "samples.npy")  # fmt: skip
 
 
 def key_literals(path: Path) -> list[str]:
@@ -145,7 +147,7 @@ FLOORS = (
     ("genai.train",),
     ("genai.evaluate",),
     ("genai.tune", "genai.generate"),
-    ("genai.pipeline",),
+    ("genai.pipeline", "genai.compare"),
 )
 # the one import that runs back up: model.class_path is checked to name a GenerativeModel when
 # the config is validated, before anything starts (genai.plugins.family_class)
@@ -220,12 +222,13 @@ def test_the_floor_scan_catches_an_import_back_up(tmp_path):
 
 
 def test_the_answer_from_the_store_loads_neither_torch_ray_nor_prefect(tmp_path):
-    """What `genai train|sweep|run|prepare` runs before it knows there is work: the API module,
+    """What `genai train|sweep|run|prepare|compare` runs before it knows there is work: the API module,
     the configs, and each stage's stored-result lookup (on an empty store: nothing found)."""
     code = f"""
 import sys
 from flows import api
-from genai.config import DataConfig, PipelineConfig, RunConfig
+from genai.compare.cells import comparison_id_for, finished_comparison, primary_metric
+from genai.config import CompareConfig, DataConfig, PipelineConfig, RunConfig
 from genai.data.prepare import find_prepared
 from genai.pipeline import finished_pipeline
 from genai.storage import ArtifactStore
@@ -238,6 +241,9 @@ pipeline = api.load(PipelineConfig, "configs/demo.yaml")
 assert find_finished(run, store) is None and find_prepared(DataConfig(), store) is None
 assert finished_sweep(store, sweep_id_for(run, pipeline.sweep.space, pipeline.sweep)) is None
 assert finished_pipeline(pipeline, store) is None
+comparison = api.load(CompareConfig, {{"data": {{"source": "ring8"}}, "families": ["gan"]}})
+assert primary_metric(comparison) == "high_quality"
+assert finished_comparison(store, comparison_id_for(comparison)) is None
 print(sorted(m for m in ("torch", "ray", "prefect") if m in sys.modules))
 """
     out = subprocess.run(

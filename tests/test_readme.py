@@ -39,6 +39,7 @@ COMMANDS = [
     "genai evaluate my-vae",
     "genai generate my-vae --n 64",
     "genai sweep configs/vae.yaml --space tune_spaces/vae_loss_weights.yaml --trials 6 --set train.epochs=5 --set train.num_workers=1",
+    "genai compare --source digits --seeds 2 --budget 300",
     "genai run",
     "genai run --json",
     "genai down",
@@ -136,7 +137,7 @@ def serve_launches(command: str, store: str, api_url: str, log: Path) -> tuple[l
             except httpx.HTTPError:
                 found = []
             names = sorted(d["name"] for d in found)
-            if len(names) >= 4:
+            if len(names) >= 5:
                 break
             time.sleep(1)
         else:
@@ -169,7 +170,7 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
     for command in COMMANDS:
         if command.startswith("genai serve"):  # after `genai run`: the store holds the demo
             names, flow_run = serve_launches(command, uri, prefect_server, tmp_path / "serve.log")
-            assert {"nightly-pipeline", "pipeline", "sweep", "train"} <= set(names)
+            assert {"nightly-pipeline", "pipeline", "sweep", "train", "compare"} <= set(names)
             assert flow_run["state"]["type"] == "COMPLETED", flow_run["state"]
             # the form's defaults are the demo: the same pipeline id as `genai run`'s, answered
             # from the store (no second pipeline in it)
@@ -208,6 +209,24 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
                 == chosen["params"]["loss.reconstruction.name"]
             )
             assert store.exists(best.replace("best.json", "plot.png"))
+        elif command.startswith("genai compare"):  # 13 cells x 2 seeds on the digits
+            (key,) = [k for k in store.list("comparisons") if k.endswith("summary.json")]
+            compared = store.read_json(key)
+            cells = store.read_table(key.replace("summary.json", "cells.parquet")).to_pylist()
+            assert len(cells) == 26 and compared["counts"]["trained"] == 26
+            assert {c["family"] for c in cells} == {"vae", "gan", "diffusion", "autoregressive"}
+            assert all(c["steps"] >= 300 and c["fid"] > c["floor_fid"] > 0 for c in cells)
+            board = compared["leaderboard"]
+            assert len(board) == 13 and board[0]["verdict"] == "best"
+            assert all(b["verdict"] in ("indistinguishable", "worse") for b in board[1:])
+            lines = proc.stderr.splitlines()
+            done = [ln for ln in lines if re.match(r"compare\s+\d+/26 \S+ seed \d", ln)]
+            assert len(done) == 26, proc.stderr  # a line per finished model
+            assert [ln for ln in lines if NOISE.search(ln)] == [], proc.stderr
+            assert out.strip().splitlines()[-1] == compared["verdict"]  # the verdict, last
+            assert "weak verdict: 2 seeds" in out
+            for name in ("samples.png", "metrics.png", "quality.png", "report.md"):
+                assert store.exists(key.replace("summary.json", name))
         elif command == "genai run":  # the default job, unmodified
             assert re.search(r"^pipeline demo-\w+", out, re.M), out
             assert re.search(r"^\s+fid\s+[\d.]+\s+[\d.]+$", out, re.M), out  # value and floor
@@ -250,4 +269,9 @@ def test_every_readme_command_runs_as_written(tmp_path, prefect_server):
     assert sum(t.data.tags["mlflow.parentRunId"] == demo_sweep.info.run_id
                for t in tracked["trial"]) == 6  # fmt: skip
     assert tracked["val_loss_points"][first_run["best_run"]["run_id"]] == 40
+    (comparison,) = tracked["comparison"]
+    assert len(tracked["comparison-cell"]) == 13
+    assert {c.data.tags["mlflow.parentRunId"] for c in tracked["comparison-cell"]} == {
+        comparison.info.run_id
+    }
     print("seconds per command:", json.dumps(seconds, indent=1))

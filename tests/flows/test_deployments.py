@@ -108,7 +108,7 @@ def served(prefect_api, tmp_path_factory):
 
     def registered():
         found = api("POST", f"{prefect_api}/deployments/filter", json={}).json()
-        return {d["name"]: d for d in found} if len(found) >= 4 else None
+        return {d["name"]: d for d in found} if len(found) >= 5 else None
 
     try:
         yield {"deployments": wait_for(registered, 120, "deployment registration"), "store": store}
@@ -126,9 +126,9 @@ def test_the_pipeline_flow_defaults_to_the_demo():
     assert default.name == "demo" and default.retrain_workers == 2
 
 
-def test_four_deployments_and_the_nightly_schedule(prefect_api, served):
+def test_five_deployments_and_the_nightly_schedule(prefect_api, served):
     deps = served["deployments"]
-    assert set(deps) == {"nightly-pipeline", "pipeline", "sweep", "train"}
+    assert set(deps) == {"nightly-pipeline", "pipeline", "sweep", "train", "compare"}
     schedules = deps["nightly-pipeline"]["schedules"]
     assert [s["schedule"]["cron"] for s in schedules] == ["0 3 * * *"]
     assert all(d["enforce_parameter_schema"] for d in deps.values())

@@ -187,6 +187,7 @@ def test_prefect_yaml_entrypoints_are_the_served_flows():
             "pipeline": "pipeline",
             "sweep": "sweep",
             "train": "train",
+            "compare": "compare",
         }
     )
     nightly = next(d for d in spec["deployments"] if d["name"] == "nightly-pipeline")

@@ -1,0 +1,73 @@
+"""The verdict on fixed numbers, computed by hand: a paired t-interval of the differences from
+the best, by seed; a row whose interval holds 0 cannot be told apart from the best."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from genai.compare.verdict import leaderboard, paired_interval, sentence
+
+T_2 = 4.302652729911275  # t(0.975, 2 degrees of freedom), from a printed table: 4.303
+T_4 = 2.7764451051977987  # t(0.975, 4): 2.776
+
+
+def test_the_interval_by_hand():
+    # diffs 1, 2, 3: mean 2, sd 1, standard error 1 / sqrt(3); 2 +- 4.303 * 0.57735
+    low, high = paired_interval([1.0, 2.0, 3.0])
+    assert low == pytest.approx(2 - T_2 / math.sqrt(3)) == pytest.approx(-0.48414, abs=1e-5)
+    assert high == pytest.approx(2 + T_2 / math.sqrt(3)) == pytest.approx(4.48414, abs=1e-5)
+    # five pairs: 0.5, 0.7, 0.4, 0.6, 0.8: mean 0.6, sd sqrt(0.025) = 0.15811
+    low, high = paired_interval([0.5, 0.7, 0.4, 0.6, 0.8])
+    half = T_4 * math.sqrt(0.025) / math.sqrt(5)
+    assert (low, high) == (pytest.approx(0.6 - half), pytest.approx(0.6 + half))
+    assert low == pytest.approx(0.40368, abs=1e-5)
+    assert paired_interval([3.0]) is None  # one pair: no interval
+
+
+def test_the_leaderboard_and_the_marking():
+    """FID (lower is better) of three cells over three seeds. a: 10, 12, 11 (mean 11, best);
+    b: 11, 14, 14 (diffs 1, 2, 3: the interval above, holds 0: indistinguishable); c: 20.1,
+    22.0, 20.9 (diffs 10.1, 10.0, 9.9: mean 10, sd 0.1, 10 +- 0.2484: worse)."""
+    rows = {
+        "b": {0: {"fid": 11.0}, 1: {"fid": 14.0}, 2: {"fid": 14.0}},
+        "c": {0: {"fid": 20.1}, 1: {"fid": 22.0}, 2: {"fid": 20.9}},
+        "a": {0: {"fid": 10.0}, 1: {"fid": 12.0}, 2: {"fid": 11.0}},
+    }
+    board = leaderboard(rows, "fid")
+    assert [r["row"] for r in board] == ["a", "b", "c"]
+    assert [r["verdict"] for r in board] == ["best", "indistinguishable", "worse"]
+    assert board[0]["fid_mean"] == 11.0 and board[0]["fid_sd"] == 1.0
+    assert board[0]["diff_low"] is None and board[0]["diff"] == 0.0
+    b, c = board[1], board[2]
+    assert b["diff"] == pytest.approx(2.0)
+    assert (b["diff_low"], b["diff_high"]) == (pytest.approx(-0.48414, abs=1e-5),
+                                               pytest.approx(4.48414, abs=1e-5))  # fmt: skip
+    assert c["diff"] == pytest.approx(10.0)
+    assert c["diff_low"] == pytest.approx(10 - T_2 * 0.1 / math.sqrt(3))  # 9.7516, above 0
+    said = sentence(board, "fid", str.upper, "300 steps")
+    assert said == (
+        "A is best by fid (11 +- 1 over 3 seeds); B cannot be told apart from it at 300 steps"
+        " and 3 seeds."
+    )
+
+
+def test_a_higher_is_better_metric_and_unpaired_seeds():
+    """high_quality (higher is better): differences count in the worse direction; a row sharing
+    one seed with the best has no interval (unknown)."""
+    rows = {
+        "best": {0: {"high_quality": 0.9}, 1: {"high_quality": 0.8}, 2: {"high_quality": 0.85}},
+        "low": {0: {"high_quality": 0.1}, 1: {"high_quality": 0.2}, 2: {"high_quality": 0.15}},
+        "one": {2: {"high_quality": 0.95}},
+    }
+    board = leaderboard(rows, "high_quality")
+    assert [r["row"] for r in board] == ["one", "best", "low"]  # ranked by the mean
+    assert board[1]["verdict"] == "unknown"  # one shared seed with "one"
+    rows.pop("one")
+    board = leaderboard(rows, "high_quality")
+    assert board[1]["row"] == "low" and board[1]["verdict"] == "worse"
+    assert board[1]["diff"] == pytest.approx(0.7)  # positive: worse
+    said = sentence(board, "high_quality", str, "each recipe's steps")
+    assert said.endswith("every other cell is worse, beyond the 95% interval (at each recipe's"
+                         " steps and 3 seeds).")  # fmt: skip

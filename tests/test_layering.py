@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RAY_ALLOWED = (
     "genai/train/", "genai/tune/", "genai/cluster.py",
     "genai/data/prepare.py", "genai/data/in_memory.py", "genai/data/streamed.py",
-    "genai/compare/compare.py", "genai/compare/trial.py",
 )  # fmt: skip
 
 

@@ -24,7 +24,6 @@ import io
 import logging
 import math
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import ray
-from ray import tune
 
 from genai import layout
 from genai.cluster import ensure_ray
@@ -55,7 +52,6 @@ from genai.compare.pictures import (
     point_panels,
     quality_plot,
 )
-from genai.compare.trial import read_record, run_cell
 from genai.compare.verdict import WEAK_BELOW, leaderboard, sentence
 from genai.config import CompareConfig, RunConfig
 from genai.data.dataset import SplitReader, denormalise
@@ -73,7 +69,7 @@ from genai.strict import ConfigError
 from genai.tracking import store_files, tracked, tracking_for
 from genai.train.loop import steps_per_epoch
 from genai.train.trained import build_for
-from genai.tune.sweep import quiet_loggers
+from genai.tune.cells import read_record, train_models
 
 log = logging.getLogger(__name__)
 PICTURE_IMAGES, PICTURE_POINTS = 16, 500  # samples a cell shows in samples.png
@@ -168,87 +164,30 @@ def plan(cfg: CompareConfig, store: ArtifactStore, ray_address: str | None, wait
     return Plan(cells, excluded, prepared, dataset)
 
 
-class CellProgress(tune.Callback):
-    """A line when a model is done (its metric beside the floor, CPU seconds), and while models
-    train, what runs, at least every 10 s."""
-
-    def __init__(self, cells: Sequence[Cell], offset: int, total: int, metric: str) -> None:
-        self.cells, self.offset, self.total, self.metric = cells, offset, total, metric
-        self.done, self.said, self.started = 0, time.monotonic(), time.monotonic()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        cell = self.cells[result["cell"]]
-        self.done += 1
-        value, floor = result.get(self.metric), result.get("floor")
-        judged = f"{self.metric} {value:.4g}" + (f" (floor {floor:.3g})" if floor else "")
-        say(
-            "compare",
-            f"{self.offset + self.done}/{self.total} {cell.name} seed {cell.seed}"
-            f" ({cell.steps:,} steps): {judged}, {result['cpu_s']:.0f} s CPU training,"
-            f" judged in {result['evaluate_s']:.0f} s",
-        )
-        self.said = time.monotonic()
-
-    def on_step_begin(self, iteration, trials, **info):
-        if time.monotonic() - self.said < SAY_EVERY_S:
-            return
-        self.said = time.monotonic()
-        running = [t for t in trials if t.status == "RUNNING"]
-        names = ", ".join(
-            f"{self.cells[t.config['cell']].name} seed {self.cells[t.config['cell']].seed}"
-            for t in running
-        )
-        say(
-            "compare",
-            f"{self.offset + self.done}/{self.total} models done,"
-            f" {time.monotonic() - self.started:.0f} s; training {names or 'nothing yet'}",
-        )
-
-
 def train_cells(
     cells: list[Cell], cfg: CompareConfig, store: ArtifactStore, metric: str, offset: int,
     total: int,
 ) -> None:  # fmt: skip
-    """Every cell as a Ray Tune trial, one CPU each, processes reused; an error names the cell."""
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    payload = [
+    """The models without a record, as Ray Tune trials (:mod:`genai.tune.cells`)."""
+    picture = PICTURE_IMAGES if cfg.data.image else PICTURE_POINTS
+    models = [
         {
             "key": c.key,
+            "name": c.name,
+            "run_id": c.run_id,
             "loss": c.loss,
             "seed": c.seed,
             "budget": c.budget,
+            "steps": c.steps,
             "config": c.config.model_dump(mode="json"),
             "evaluate": {**cfg.evaluate.model_dump(mode="json"), "seed": c.seed},
-            "picture": PICTURE_IMAGES if cfg.data.image else PICTURE_POINTS,
+            "picture": picture,
             "picture_seed": cfg.evaluate.seed,
             "metric": metric,
         }
         for c in cells
     ]
-    ctx = {"store": store.uri, "cells": payload}
-    trainable = tune.with_resources(tune.with_parameters(run_cell, ctx=ctx), {"cpu": 1})
-    with tempfile.TemporaryDirectory(prefix="genai-compare-") as tmp:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"cell": tune.grid_search(list(range(len(cells))))},
-            tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=cpus),
-            run_config=tune.RunConfig(
-                name="compare",
-                storage_path=tmp,
-                failure_config=tune.FailureConfig(max_failures=0),
-                callbacks=[CellProgress(cells, offset, total, metric), *quiet_loggers()],
-                verbose=0,
-            ),
-        )
-        grid = tuner.fit()
-    failed = [(r.config["cell"], r.error) for r in grid if r.error is not None]
-    if failed:
-        index, error = failed[0]
-        cell = cells[index]
-        raise RuntimeError(
-            f"compare: {len(failed)} of {len(cells)} models failed; {cell.name} seed {cell.seed}"
-            f" ({cell.run_id}): {error}"
-        )
+    train_models(models, store, offset=offset, total=total)
 
 
 def _compare(

@@ -35,6 +35,7 @@ import pyarrow as pa
 from genai import layout
 from genai.cluster import ensure_ray
 from genai.compare.cells import (
+    RECIPES,
     Cell,
     cell_config,
     cell_key,
@@ -116,16 +117,25 @@ def plan(cfg: CompareConfig, store: ArtifactStore, ray_address: str | None, wait
     """Prepare the data of every seed and resolve every model; the cells the data does not allow
     are left out with the reason when the compare chose them (every family or loss), and are an
     error when the user named them."""
-    first = prepare(cfg.data.model_copy(update={"seed": 0}), store, ray_address=ray_address,
-                    wait=wait)  # fmt: skip
-    dataset = recipe_dataset(cfg.data, first.manifest.get("shape"))
+    done: dict[str, PreparedDataset] = {}
+
+    def prepared_for(data) -> PreparedDataset:  # each distinct data config once
+        key = data.model_dump_json()
+        if key not in done:
+            done[key] = prepare(data, store, ray_address=ray_address, wait=wait)
+        return done[key]
+
+    if (cfg.data.source, "vae") in RECIPES:  # a built-in dataset: its own recipes
+        dataset = cfg.data.source
+    else:  # a user's data: the recipes of its kind, images by their size
+        shape = prepared_for(cfg.data.model_copy(update={"seed": 0})).manifest.get("shape")
+        dataset = recipe_dataset(cfg.data, shape)
     chosen, excluded = [], []
     for family, loss in selection(cfg):
         named = loss in cfg.losses  # the user's own choice: an error, not a quiet omission
         try:
             probe = cell_config(cfg, family, loss, 0, dataset)
-            build_for(probe, prepare(probe.data, store, ray_address=ray_address,
-                                     wait=wait).manifest)  # fmt: skip
+            build_for(probe, prepared_for(probe.data).manifest)
         except (ConfigError, ValueError) as err:
             if named:
                 raise ConfigError(f"{family}/{loss}: {err}") from None
@@ -134,34 +144,30 @@ def plan(cfg: CompareConfig, store: ArtifactStore, ray_address: str | None, wait
         chosen.append((family, loss))
     if not chosen:
         raise ConfigError(f"compare: the data allows none of the selected cells; {excluded[0]}")
-    prepared: dict[int, PreparedDataset] = {}
+    by_seed: dict[int, PreparedDataset] = {}
     cells = []
     judged = cfg.evaluate.model_dump(mode="json")
     picture = PICTURE_IMAGES if cfg.data.image else PICTURE_POINTS
     for seed in range(cfg.seeds):
         for family, loss in chosen:
             base = cell_config(cfg, family, loss, seed, dataset)
-            if seed not in prepared:
-                prepared[seed] = prepare(base.data, store, ray_address=ray_address, wait=wait)
-                say("compare", f"seed {seed}: {prepared[seed].dataset}/{prepared[seed].version}"
-                    f" ({prepared[seed].rows['train']:,} train rows)")  # fmt: skip
-            data = prepared[seed]
+            data = prepared_for(base.data)
+            if seed not in by_seed:
+                by_seed[seed] = data
+                say("compare", f"seed {seed}: {data.dataset}/{data.version}"
+                    f" ({data.rows['train']:,} train rows)")  # fmt: skip
             per_epoch = steps_per_epoch(data.rows["train"], base.train, 1)
             for budget in cfg.budgets or [None]:
                 epochs = base.train.epochs if budget is None else epochs_for(budget, per_epoch)
-                run = base.model_copy(
-                    update={"train": base.train.model_copy(update={"epochs": epochs})}
-                )
-                run = RunConfig.model_validate(run.model_dump(mode="json"))
+                tree = base.model_dump(mode="json")
+                tree["train"]["epochs"] = epochs
+                run = RunConfig.model_validate(tree)
                 key = cell_key(run, data.version, {**judged, "seed": seed}, picture)
-                run_id = f"{family}-{key[:12]}"
-                run = RunConfig.model_validate(
-                    run.model_dump(mode="json") | {"train": {**run.train.model_dump(mode="json"),
-                                                             "run_id": run_id}}
-                )  # fmt: skip
+                tree["train"]["run_id"] = run_id = f"{family}-{key[:12]}"
                 cells.append(Cell(family, loss, seed, budget, epochs * per_epoch,
-                                  f"{dataset}-{family}", run, run_id, key))  # fmt: skip
-    return Plan(cells, excluded, prepared, dataset)
+                                  f"{dataset}-{family}", RunConfig.model_validate(tree), run_id,
+                                  key))  # fmt: skip
+    return Plan(cells, excluded, by_seed, dataset)
 
 
 def train_cells(
@@ -233,10 +239,22 @@ class Outcome:
     records: dict[str, dict[str, Any]]
     board: list[dict[str, Any]]
     name_of: Callable[[str], str]
+    failed: list[str]  # the models that diverged: no metrics
 
     @property
     def cells(self) -> list[Cell]:
         return self.planned.cells
+
+
+def judged_rows(
+    cells: Sequence[Cell], records: dict[str, dict[str, Any]]
+) -> dict[str, dict[int, dict[str, float]]]:
+    """Row -> seed -> metrics, of the models that were judged (a diverged model has none)."""
+    rows: dict[str, dict[int, dict[str, float]]] = {}
+    for c in cells:
+        if not records[c.key].get("error"):
+            rows.setdefault(c.row, {})[c.seed] = records[c.key]["metrics"]
+    return rows
 
 
 def label(cells: Sequence[Cell], several_budgets: bool):
@@ -258,15 +276,17 @@ def finish(
     """The tables, the verdict, the pictures, the report and the summary (written last)."""
     cells = planned.cells
     name_of = label(cells, len(cfg.budgets) > 1)
-    by_row: dict[str, dict[int, dict[str, float]]] = {}
-    for c in cells:
-        by_row.setdefault(c.row, {})[c.seed] = records[c.key]["metrics"]
+    by_row = judged_rows(cells, records)
+    failed = [f"{c.name} seed {c.seed} ({c.steps:,} steps): {records[c.key]['error']}"
+              for c in cells if records[c.key].get("error")]  # fmt: skip
+    if not by_row:
+        raise RuntimeError(f"compare: every model diverged; the first: {failed[0]}")
     board = leaderboard(by_row, metric)
     steps = {c.row: c.steps for c in cells}
     cell_of = {c.row: c for c in cells}
     for entry in board:
         c = cell_of[entry["row"]]
-        cpu = max(records[x.key]["cpu_s"] for x in cells if x.row == c.row)
+        cpu = max(records[x.key].get("cpu_s") or 0.0 for x in cells if x.row == c.row)
         entry |= {"cell": c.name, "family": c.family, "loss": c.loss, "steps": steps[c.row],
                   "cpu_s_max": cpu}  # fmt: skip
     budget = (
@@ -276,7 +296,7 @@ def finish(
     )
     verdict = sentence(board, metric, name_of, budget)
     weak = cfg.seeds < WEAK_BELOW
-    outcome = Outcome(cfg, store, comparison_id, metric, planned, records, board, name_of)
+    outcome = Outcome(cfg, store, comparison_id, metric, planned, records, board, name_of, failed)
     files = write_tables(outcome)
     files |= write_pictures(outcome)
     report = render_report(outcome, verdict, weak, files)
@@ -301,6 +321,7 @@ def finish(
         "weak": weak,
         "leaderboard": board,
         "excluded": planned.excluded,
+        "failed": failed,
         "counts": {"models": len(cells), "trained": trained, "found": len(cells) - trained},
         "files": files,
         "wall_s": round(time.monotonic() - start, 1),
@@ -326,7 +347,8 @@ def floors_by_seed(cells: Sequence[Cell], records: dict[str, dict[str, Any]]) ->
     """Each metric's floor, the mean over the seeds' splits."""
     seen: dict[int, dict[str, Any]] = {}
     for c in cells:
-        seen.setdefault(c.seed, records[c.key]["floors"])
+        if records[c.key]["floors"]:  # a diverged model was not judged
+            seen.setdefault(c.seed, records[c.key]["floors"])
     names = {k for f in seen.values() for k, v in f.items() if v is not None}
     return {k: statistics.mean(f[k] for f in seen.values() if f.get(k) is not None) for k in names}
 
@@ -337,7 +359,8 @@ def write_tables(o: Outcome) -> dict[str, str]:
     extra = sorted({m for c in cells for m in records[c.key]["metrics"]} - set(names))
     columns: dict[str, list] = {k: [] for k in (
         "row", "family", "loss", "seed", "budget", "steps", "epochs", "batch_size", "cpu_s",
-        "train_s", "evaluate_s", "sampler", "run_id", "key", "resumed_from_epoch")}  # fmt: skip
+        "train_s", "evaluate_s", "sampler", "run_id", "key", "resumed_from_epoch", "error",
+    )}  # fmt: skip
     for m in [*names, *extra]:
         columns[m], columns[f"floor_{m}"] = [], []
     for c in cells:
@@ -370,9 +393,8 @@ def write_tables(o: Outcome) -> dict[str, str]:
 def write_pictures(o: Outcome) -> dict[str, str]:
     cells, records = o.cells, o.records
     order = [e["row"] for e in o.board]
-    by_row: dict[str, dict[int, dict[str, float]]] = {r: {} for r in order}
-    for c in cells:
-        by_row[c.row][c.seed] = records[c.key]["metrics"]
+    judged = judged_rows(cells, records)
+    by_row = {r: judged[r] for r in order}
     named = {o.name_of(r): v for r, v in by_row.items()}
     best = o.name_of(order[0])
     files: dict[str, str] = {}
@@ -380,15 +402,15 @@ def write_pictures(o: Outcome) -> dict[str, str]:
     def put(name: str, png: bytes) -> None:
         files[name] = o.store.write_bytes(layout.comparison_file(o.comparison_id, name), png)
 
-    # the samples of every row's first seed, drawn with the same sampling seed
+    # the samples of every row's first judged seed, drawn with the same sampling seed
     first = min(c.seed for c in cells)
     manifest = o.planned.prepared[first].manifest
     panels = []
     for row in order:
-        c = next(x for x in cells if x.row == row and x.seed == first)
+        c = next(x for x in cells if x.row == row and x.seed == min(by_row[row]))
         raw = np.load(io.BytesIO(o.store.read_bytes(layout.cell_samples(c.key))))
         panels.append((o.name_of(row), denormalise(raw, manifest)))  # in data units
-    title = f"{o.comparison_id}: samples of seed {first}, best first"
+    title = f"{o.comparison_id}: samples of each cell's first seed, best first"
     if o.cfg.data.image:
         put("samples.png", image_panels(panels, value_range(manifest), title))
     else:
@@ -497,6 +519,9 @@ def render_report(o: Outcome, verdict: str, weak: bool, files: dict[str, str]) -
     if planned.excluded:
         lines += ["## Left out (the data does not allow them)", ""]
         lines += [f"- {reason}" for reason in planned.excluded] + [""]
+    if o.failed:
+        lines += ["## Diverged (no metrics; the leaderboard holds their cells' other seeds)", ""]
+        lines += [f"- {reason}" for reason in o.failed] + [""]
     lines += [
         "## Every model",
         "",
@@ -506,7 +531,8 @@ def render_report(o: Outcome, verdict: str, weak: bool, files: dict[str, str]) -
     for c in cells:
         r = records[c.key]
         lines.append(
-            f"| {name_of(c.row)} | {c.seed} | {c.steps:,} | {_fmt(r['metrics'].get(metric))}"
+            f"| {name_of(c.row)} | {c.seed} | {c.steps:,}"
+            f" | {'diverged' if r.get('error') else _fmt(r['metrics'].get(metric))}"
             f" | {_fmt(r['floors'].get(metric), 3)} | {r['cpu_s']:.0f} | {r['evaluate_s']:.0f}"
             f" | {r['run_id']} |"
         )

@@ -24,7 +24,7 @@ from ray import tune
 
 from genai import layout
 from genai.config import EvaluateConfig, RunConfig
-from genai.evaluate.evaluate import draw, evaluate_run
+from genai.evaluate.evaluate import EvaluationError, draw, evaluate_run
 from genai.progress import say
 from genai.storage import ArtifactStore
 from genai.train.launcher import train_local
@@ -40,43 +40,53 @@ def read_record(store: ArtifactStore, key: str) -> dict[str, Any] | None:
 
 
 def train_cell(cell: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
-    """Train and judge one model (or return its stored record)."""
+    """Train and judge one model (or return its stored record). A model that diverges (a
+    non-finite loss in training, NaN samples) is an outcome, not a failure of the comparison:
+    its record holds the error and no metrics."""
     found = read_record(store, cell["key"])
     if found is not None:
         return found | {"trained": False}
     torch.set_num_threads(1)
     cfg = RunConfig.model_validate(cell["config"])
-    started, cpu0 = time.monotonic(), time.thread_time()
-    trained = train_local(cfg, store)
-    cpu_s, train_s = time.thread_time() - cpu0, time.monotonic() - started
-    judged = EvaluateConfig.model_validate(cell["evaluate"])
-    started = time.monotonic()
-    ev = evaluate_run(store, trained.run_id, judged)
-    evaluate_s = time.monotonic() - started
-    model = load_trained(store, trained.run_id).model  # the picture's few samples
-    picture = EvaluateConfig(n_samples=cell["picture"], seed=cell["picture_seed"])
-    fake, _ = draw(model, trained.run_id, picture.n_samples, picture, lambda _: None)
-    buf = io.BytesIO()
-    np.save(buf, fake.numpy().astype(np.float32))
-    store.write_bytes(layout.cell_samples(cell["key"]), buf.getvalue())
-    record = {
+    record: dict[str, Any] = {
         "key": cell["key"],
-        "run_id": trained.run_id,
+        "run_id": cfg.train.run_id,
         "family": cfg.model.family,
         "loss": cell["loss"],
         "seed": cell["seed"],
         "budget": cell["budget"],
-        "steps": int(trained.metrics.get("steps", 0)),
+        "steps": cell["steps"],
         "epochs": cfg.train.epochs,
         "batch_size": cfg.train.batch_size,
-        "cpu_s": round(cpu_s, 2),
-        "train_s": round(train_s, 2),
-        "evaluate_s": round(evaluate_s, 2),
-        "resumed_from_epoch": trained.resumed_from_epoch,
-        "sampler": ev.sampler,
-        "metrics": ev.metrics,
-        "floors": ev.floors,
+        "error": None,
+        "metrics": {},
+        "floors": {},
     }
+    started, cpu0 = time.monotonic(), time.thread_time()
+    try:
+        trained = train_local(cfg, store)
+        record |= {
+            "cpu_s": round(time.thread_time() - cpu0, 2),
+            "train_s": round(time.monotonic() - started, 2),
+            "resumed_from_epoch": trained.resumed_from_epoch,
+            "steps": int(trained.metrics.get("steps", 0)) or cell["steps"],
+        }
+        started = time.monotonic()
+        ev = evaluate_run(store, trained.run_id, EvaluateConfig.model_validate(cell["evaluate"]))
+        record |= {"evaluate_s": round(time.monotonic() - started, 2), "sampler": ev.sampler}
+        record |= {"metrics": ev.metrics, "floors": ev.floors}
+        model = load_trained(store, trained.run_id).model  # the picture's few samples
+        picture = EvaluateConfig(n_samples=cell["picture"], seed=cell["picture_seed"])
+        fake, _ = draw(model, trained.run_id, picture.n_samples, picture, lambda _: None)
+    except (FloatingPointError, EvaluationError) as err:  # the model diverged
+        record |= {"error": f"{type(err).__name__}: {err}", "metrics": {}, "floors": {}}
+        record.setdefault("cpu_s", round(time.thread_time() - cpu0, 2))
+        record.setdefault("train_s", round(time.monotonic() - started, 2))
+    else:
+        buf = io.BytesIO()
+        np.save(buf, fake.numpy().astype(np.float32))
+        store.write_bytes(layout.cell_samples(cell["key"]), buf.getvalue())
+    record = {"evaluate_s": 0.0, "sampler": None, "resumed_from_epoch": None} | record
     store.write_json(layout.cell_record(cell["key"]), record)  # last: the model is done
     return record | {"trained": True}
 
@@ -94,7 +104,10 @@ class CellProgress(tune.Callback):
         self.done += 1
         metric = m["metric"]
         value, floor = result.get(metric), result.get("floor")
-        judged = f"{metric} {value:.4g}" + (f" (floor {floor:.3g})" if floor else "")
+        if result.get("error"):
+            judged = f"diverged ({result['error'][:120]})"
+        else:
+            judged = f"{metric} {value:.4g}" + (f" (floor {floor:.3g})" if floor else "")
         say(
             "compare",
             f"{self.offset + self.done}/{self.total} {m['name']} seed {m['seed']}"
@@ -122,8 +135,9 @@ def run_cell(params: dict[str, Any], *, ctx: dict[str, Any]) -> None:
     record = train_cell(ctx["cells"][index], ArtifactStore(ctx["store"], check=False))
     numbers = {k: v for k, v in record["metrics"].items() if isinstance(v, int | float)}
     keep = ("cpu_s", "train_s", "evaluate_s", "steps", "trained")
-    floor = record["floors"].get(ctx["cells"][index]["metric"])
-    tune.report({"cell": index, "floor": floor, **numbers, **{k: record[k] for k in keep}})
+    floor = record["floors"].get(ctx["cells"][index]["metric"])  # none for a diverged model
+    tune.report({"cell": index, "floor": floor, "error": record["error"], **numbers,
+                 **{k: record[k] for k in keep}})  # fmt: skip
 
 
 def train_models(

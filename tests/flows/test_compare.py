@@ -5,6 +5,7 @@ again; a bad selection is refused before anything starts."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -161,3 +162,25 @@ def test_a_bad_selection_fails_before_anything_starts(prefect_server, tmp_path, 
     assert said in out.stderr and out.stderr.startswith("error: ")
     assert not (tmp_path / "s").exists()  # nothing written, no store made
     assert time.monotonic() - start < 30
+
+
+def test_a_diverged_model_is_recorded_not_retried(prefect_server, tmp_path):
+    """A model whose loss goes non-finite is an outcome: its record holds the error and no
+    metrics, the line says so, and a compare run again does not train it again. When every
+    model diverges there is no leaderboard: the compare fails, naming the first."""
+    from flows.compare import compare_flow
+
+    store = ArtifactStore(f"file://{tmp_path}/store")
+    cfg = tiny(families=["gan"], losses=["hinge"], overrides=["train.lr=1000000",
+                                                             "train.grad_clip=null"])  # fmt: skip
+    with pytest.raises(RuntimeError, match="every model diverged; the first: gan/hinge seed 0"):
+        compare_flow(config=cfg, store=store.uri)
+    done = records(store)
+    assert len(done) == 2
+    for body in done.values():
+        record = json.loads(body)
+        assert record["error"].startswith("FloatingPointError: ") and record["metrics"] == {}
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="every model diverged"):
+        compare_flow(config=cfg, store=store.uri)
+    assert records(store) == done and time.monotonic() - start < 30  # nothing trained again

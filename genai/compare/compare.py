@@ -472,7 +472,8 @@ def render_report(o: Outcome, verdict: str, weak: bool, files: dict[str, str]) -
         ]
     lines += [
         f"- data: `{data.dataset}` ({cfg.data.source}), a split per seed:"
-        f" {', '.join(p.version for p in planned.prepared.values())}; recipes: {planned.dataset}'s",
+        f" {', '.join(p.version for p in planned.prepared.values())};"
+        f" recipes: the {planned.dataset} recipes",
         f"- judged: {ev.n_samples} samples ({ev.sampler} sampler) against the {ev.split} split,"
         f" in the metrics of `genai evaluate`; ranked by **{metric}** ({better} is better)",
         f"- budget: {budget_text(cfg)}; each model trains on one CPU at its recipe's global batch",
@@ -506,7 +507,7 @@ def render_report(o: Outcome, verdict: str, weak: bool, files: dict[str, str]) -
         )
     lines += ["", "## Pictures", ""]
     for name, what in (
-        ("samples.png", "samples of every cell (seed 0's model, the same sampling seed)"),
+        ("samples.png", "samples of every cell (its first seed's model, one sampling seed)"),
         ("metrics.png", "every metric: each seed, the mean and its 95% interval"),
         (
             "quality.png",

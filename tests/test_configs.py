@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from genai.config import PipelineConfig, RunConfig
+from genai.config import CompareConfig, PipelineConfig, RunConfig
 from genai.configfile import load_config, read_yaml
 from genai.pipeline import base_config
 from genai.tune.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+CONFIGS = sorted(p for p in (ROOT / "configs").rglob("*.yaml") if p.parent.name != "compare")
+COMPARES = sorted((ROOT / "configs" / "compare").glob("*.yaml"))
 
 
 def bench_quality():
@@ -30,6 +31,15 @@ def test_every_shipped_config_validates(path):
     assert cfg.model.family in {"vae", "gan", "diffusion", "autoregressive"}
     if isinstance(cfg, PipelineConfig):  # its search space fits its config
         assert load_space(ROOT / cfg.sweep.space, base_config(cfg)).params
+
+
+@pytest.mark.parametrize("path", COMPARES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_compare_config_validates(path):
+    from genai.compare.cells import check_selection, primary_metric, selection
+
+    cfg = load_config(CompareConfig, path)
+    check_selection(cfg)
+    assert primary_metric(cfg) and selection(cfg)
 
 
 def test_quality_recipes_are_shipped_configs_of_their_dataset_and_family():

@@ -74,6 +74,10 @@ def test_the_wheel_carries_configs_spaces_types_and_license(tmp_path):
                for p in (ROOT / d).rglob("*.yaml")}  # fmt: skip
     assert len(shipped) > 10 and shipped <= names, sorted(shipped - names)
     assert "genai/py.typed" in names and "flows/api.py" in names
+    modules = {
+        str(p.relative_to(ROOT)) for d in ("genai", "flows") for p in (ROOT / d).rglob("*.py")
+    }
+    assert modules <= names, sorted(modules - names)  # every package is listed in pyproject
     assert any(re.search(r"\.dist-info/licenses/LICENSE$", n) for n in names), sorted(names)
     assert not any(n.startswith(("tests/", "bench/", "configs/")) for n in names)
 

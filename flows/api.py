@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 from genai.compare.cells import (
     check_selection,
-    comparison_id_for,
     finished_comparison,
     primary_metric,
 )
@@ -291,7 +290,7 @@ def compare(
     primary_metric(cfg)  # a metric the data does not report fails here, before anything starts
     check_selection(cfg)  # and a loss the data does not allow
     checked = ArtifactStore(store)
-    stored = finished_comparison(checked, comparison_id_for(cfg))  # no Prefect, no Ray
+    stored = finished_comparison(checked, cfg)  # no Prefect, no Ray
 
     def flow(address: str | None) -> dict[str, Any]:
         from flows.compare import compare_flow

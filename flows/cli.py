@@ -352,7 +352,9 @@ def compare(
         " budget (default: each recipe's own steps)",
     ),
     metric: str = typer.Option(
-        None, help="the metric to rank by (default fid for images, high_quality for mixtures)"
+        None,
+        help="the metric to rank by (default fid for images, high_quality for 2-D mixtures,"
+        " mmd2 otherwise)",
     ),
     samples: int = typer.Option(None, help="samples each model is judged on (default 1000)"),
     overrides: list[str] = typer.Option(
@@ -394,8 +396,8 @@ def comparison_table(summary: dict) -> str:
             if e["diff_low"] is None
             else f"{e['diff']:+.3g} [{e['diff_low']:+.3g}, {e['diff_high']:+.3g}]"
         )
-        mean, sd = e.get(f"{metric}_mean"), e.get(f"{metric}_sd")
-        shown = "inf" if mean is None else f"{mean:.4g} +- {'nan' if sd is None else f'{sd:.2g}'}"
+        mean, sd = e.get(f"{metric}_mean"), e.get(f"{metric}_sd")  # None: not finite, or none
+        shown = "-" if mean is None else f"{mean:.4g} +- {'-' if sd is None else f'{sd:.2g}'}"
         lines.append(
             f"  {e['rank']:>4}  {e['cell']:<34}{e['steps']:>9,}  {shown:>22}  {interval:<26}"
             f"{e['verdict']}"

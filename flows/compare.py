@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from prefect import flow, task
@@ -22,6 +23,16 @@ def compare_task(
     return compare(config, ArtifactStore(store), ray_address=ray_address, wait=wait)
 
 
+def inlined(comparison_id: str, store: ArtifactStore) -> str:
+    """The report with its pictures as data: URIs (the Prefect UI cannot read the store)."""
+    report = store.read_bytes(layout.comparison_file(comparison_id, "report.md")).decode()
+    for name in layout.COMPARISON_FILES:
+        if name.endswith(".png") and f"]({name})" in report:
+            data = base64.b64encode(store.read_bytes(layout.comparison_file(comparison_id, name)))
+            report = report.replace(f"]({name})", f"](data:image/png;base64,{data.decode()})")
+    return report
+
+
 @flow(name="compare", log_prints=True)
 def compare_flow(
     config: CompareConfig = CompareConfig(),
@@ -33,10 +44,8 @@ def compare_flow(
     and publish the report (a markdown artifact): the leaderboard, each cell's 95% interval
     against the best, which cells cannot be told apart from it."""
     result = compare_task(config, store, ray_address, wait)
-    key = layout.comparison_file(result["comparison_id"], "report.md")
-    report = ArtifactStore(store).read_bytes(key).decode()
     create_markdown_artifact(
-        markdown=report,
+        markdown=inlined(result["comparison_id"], ArtifactStore(store)),
         key=artifact_key(f"compare-{result['comparison_id']}"),
         description=result["verdict"],
     )

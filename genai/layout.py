@@ -177,7 +177,8 @@ def cell_record(cell_key: str) -> str:
 
 
 def cell_samples(cell_key: str) -> str:
-    """The few samples the comparison's picture shows (NumPy .npy, data units)."""
+    """The few samples the comparison's picture shows (NumPy .npy, normalised as the model
+    draws them)."""
     return f"{cell(cell_key)}/samples.npy"
 
 

@@ -226,7 +226,7 @@ def test_the_answer_from_the_store_loads_neither_torch_ray_nor_prefect(tmp_path)
     code = f"""
 import sys
 from flows import api
-from genai.compare.cells import comparison_id_for, finished_comparison, primary_metric
+from genai.compare.cells import finished_comparison, primary_metric
 from genai.config import CompareConfig, DataConfig, PipelineConfig, RunConfig
 from genai.data.prepare import find_prepared
 from genai.pipeline import finished_pipeline
@@ -242,7 +242,7 @@ assert finished_sweep(store, sweep_id_for(run, pipeline.sweep.space, pipeline.sw
 assert finished_pipeline(pipeline, store) is None
 comparison = api.load(CompareConfig, {{"data": {{"source": "ring8"}}, "families": ["gan"]}})
 assert primary_metric(comparison) == "high_quality"
-assert finished_comparison(store, comparison_id_for(comparison)) is None
+assert finished_comparison(store, comparison) is None
 print(sorted(m for m in ("torch", "ray", "prefect") if m in sys.modules))
 """
     out = subprocess.run(

@@ -31,7 +31,8 @@ from genai.config import (
     identity,
     main_losses,
 )
-from genai.configfile import apply_overrides, load_config, read_yaml
+from genai.configfile import apply_overrides, load_config, read_yaml, shipped
+from genai.data.prepare import locate
 from genai.evaluate.names import FEATURE_SCORE, OWN_SPACE_SCORE, metrics_for
 from genai.model_config import FAMILIES
 from genai.storage import ArtifactStore
@@ -122,10 +123,13 @@ def recipe_tree(cfg: CompareConfig, family: str, dataset: str) -> dict[str, Any]
     """The family's recipe with the compare's data and overrides."""
     tree = read_yaml(RECIPES[dataset, family])
     own = tree.get("data", {})
-    if cfg.data.source == own.get("source"):  # a built-in dataset: the fields the user set win
-        tree["data"] = {**own, **cfg.data.model_dump(mode="json", exclude_unset=True)}
+    # the compare's data fields that differ from the defaults (not those "set": a UI form or a
+    # re-validated dump sets every field) win over a built-in dataset's recipe
+    given = cfg.data.model_dump(mode="json", exclude_defaults=True)
+    if cfg.data.source == own.get("source"):
+        tree["data"] = {**own, **given}
     else:
-        tree["data"] = cfg.data.model_dump(mode="json", exclude_unset=True)
+        tree["data"] = {"source": cfg.data.source, **given}
     return apply_overrides(tree, cfg.overrides)
 
 
@@ -146,7 +150,13 @@ def cell_config(cfg: CompareConfig, family: str, loss: str, seed: int, dataset: 
             "train.seed": seed,
             f"loss.{slot}": {"name": loss},
             "train.num_workers": 1,
-            "train.batch_size": train.batch_size * train.num_workers,
+            # the recipe's global batch on one worker, unless the user set the batch
+            "train.batch_size": train.batch_size
+            * (
+                1
+                if any(o.startswith("train.batch_size=") for o in cfg.overrides)
+                else train.num_workers
+            ),
             "train.run_id": None,
         }
         spec = tree.get("loss", {}).get(slot)  # the recipe's weight on the slot stays
@@ -179,9 +189,23 @@ def cell_key(cfg: RunConfig, dataset_version: str, judged: dict[str, Any], pictu
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+@functools.cache
+def recipes_version() -> str:
+    """A hash of every recipe's text: an edited recipe makes a new comparison."""
+    digest = hashlib.sha256()
+    for path in sorted(set(RECIPES.values())):
+        digest.update(path.encode() + b"\0" + shipped(path).read_text().encode())
+    return digest.hexdigest()[:12]
+
+
 def comparison_id_for(cfg: CompareConfig) -> str:
-    """``{name}-{hash}``: the hash of the compare's config and the core's code."""
-    payload = {"compare": cfg.model_dump(mode="json"), "core": core_version()}
+    """``{name}-{hash}``: the hash of the compare's config, the recipes' text and the core's
+    code."""
+    payload = {
+        "compare": cfg.model_dump(mode="json"),
+        "core": core_version(),
+        "recipes": recipes_version(),
+    }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
     return f"{cfg.name}-{digest}"
 
@@ -200,25 +224,48 @@ def primary_metric(cfg: CompareConfig) -> str:
     return metric
 
 
-def finished_comparison(store: ArtifactStore, comparison_id: str) -> dict[str, Any] | None:
-    """The stored summary of a finished comparison (no torch, no Ray)."""
-    key = layout.comparison_summary(comparison_id)
-    return store.read_json(key) | {"reused": True} if store.exists(key) else None
+def seed_data(cfg: CompareConfig, seed: int) -> DataConfig:
+    """The data the models of ``seed`` train on (every recipe of a dataset names the same)."""
+    dataset = recipe_dataset(cfg.data, cfg.data.shape or [3, 32, 32])  # no recipe changes it
+    tree = recipe_tree(cfg, selection(cfg)[0][0], dataset)
+    return DataConfig.model_validate({**tree["data"], "seed": seed})
+
+
+def finished_comparison(store: ArtifactStore, cfg: CompareConfig) -> dict[str, Any] | None:
+    """The stored summary of ``cfg``'s comparison if its data is still what it was (a user's
+    files changed make a new version): no torch, no Ray; a user's files are listed, a built-in
+    source's rows made, to name their version."""
+    key = layout.comparison_summary(comparison_id_for(cfg))
+    if not store.exists(key):
+        return None
+    summary = store.read_json(key)
+    for seed, made in summary["datasets"].items():
+        if locate(seed_data(cfg, int(seed))).version != made["version"]:
+            return None
+    return summary | {"reused": True}
 
 
 def check_selection(cfg: CompareConfig) -> None:
     """Before anything starts: a cell whose loss the user named must make a valid run config
     (e.g. ``bce`` needs images), and some cell must (an override no recipe takes). Cells the
     compare chose itself that the data does not allow are left out later, with the reason."""
-    dataset = recipe_dataset(cfg.data, cfg.data.shape)
+    if cfg.data.image and cfg.data.shape is None and (cfg.data.source, "vae") not in RECIPES:
+        candidates = ["photos", "digits"]  # a folder's image size is read when it is prepared
+    else:
+        candidates = [recipe_dataset(cfg.data, cfg.data.shape)]
     errors = []
     for family, loss in selection(cfg):
-        try:
-            cell_config(cfg, family, loss, 0, dataset)
-        except ConfigError as err:
+        failed = []
+        for dataset in candidates:
+            try:
+                cell_config(cfg, family, loss, 0, dataset)
+                break
+            except ConfigError as err:
+                failed.append(err)
+        else:
             if loss in cfg.losses:
-                raise
-            errors.append(str(err))
+                raise failed[0]
+            errors.append(str(failed[0]))
     if errors and len(errors) == len(selection(cfg)):
         raise ConfigError(
             f"compare: none of the {len(errors)} selected cells is valid; {errors[0]}"

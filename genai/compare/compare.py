@@ -1,7 +1,7 @@
 """``genai compare``: which family and loss is best for this data, with a verdict.
 
 Every (family, loss) cell the compare selects (:mod:`genai.compare.cells`), at each budget and
-for each seed, is one model: a Ray Tune trial on the cluster (:mod:`genai.compare.trial`; one
+for each seed, is one model: a Ray Tune trial on the cluster (:mod:`genai.tune.cells`; one
 CPU each, processes reused), trained with the one training core and judged by ``evaluate``'s
 loss-independent metrics beside their floors. A model whose record is in the store (by its
 content key) is not trained again: more seeds, another family or a killed compare compute only
@@ -74,6 +74,7 @@ from genai.tune.cells import read_record, train_models
 
 log = logging.getLogger(__name__)
 PICTURE_IMAGES, PICTURE_POINTS = 16, 500  # samples a cell shows in samples.png
+PICTURE_SEED = 0  # every cell's picture samples are drawn with this seed
 SAY_EVERY_S = 10.0
 
 
@@ -87,12 +88,12 @@ def compare(
     """Run the comparison (or find it finished) and return its summary."""
     metric = primary_metric(cfg)  # before anything starts
     comparison_id = comparison_id_for(cfg)
-    done = finished_comparison(store, comparison_id)
+    done = finished_comparison(store, cfg)
     if done is not None:
         return done
     key = layout.comparison(comparison_id)
     with hold(store, layout.lease(key), f"comparison {comparison_id}", wait=wait):
-        done = finished_comparison(store, comparison_id)
+        done = finished_comparison(store, cfg)
         if done is not None:
             return done
         tracking = tracking_for(store)
@@ -157,8 +158,15 @@ def plan(cfg: CompareConfig, store: ArtifactStore, ray_address: str | None, wait
                 say("compare", f"seed {seed}: {data.dataset}/{data.version}"
                     f" ({data.rows['train']:,} train rows)")  # fmt: skip
             per_epoch = steps_per_epoch(data.rows["train"], base.train, 1)
+            epochs_of = {b: epochs_for(b, per_epoch) for b in cfg.budgets}
+            if len(set(epochs_of.values())) < len(epochs_of):
+                raise ConfigError(
+                    f"compare.budgets: {cfg.budgets} steps round to the same whole epochs for"
+                    f" {family}/{loss} ({per_epoch:,} steps an epoch: {epochs_of}); choose budgets"
+                    " at least an epoch apart"
+                )
             for budget in cfg.budgets or [None]:
-                epochs = base.train.epochs if budget is None else epochs_for(budget, per_epoch)
+                epochs = base.train.epochs if budget is None else epochs_of[budget]
                 tree = base.model_dump(mode="json")
                 tree["train"]["epochs"] = epochs
                 run = RunConfig.model_validate(tree)
@@ -188,7 +196,7 @@ def train_cells(
             "config": c.config.model_dump(mode="json"),
             "evaluate": {**cfg.evaluate.model_dump(mode="json"), "seed": c.seed},
             "picture": picture,
-            "picture_seed": cfg.evaluate.seed,
+            "picture_seed": PICTURE_SEED,
             "metric": metric,
         }
         for c in cells
@@ -249,11 +257,12 @@ class Outcome:
 def judged_rows(
     cells: Sequence[Cell], records: dict[str, dict[str, Any]]
 ) -> dict[str, dict[int, dict[str, float]]]:
-    """Row -> seed -> metrics, of the models that were judged (a diverged model has none)."""
-    rows: dict[str, dict[int, dict[str, float]]] = {}
+    """Row -> seed -> metrics of the models that were judged (a diverged model has none; a row
+    whose models all diverged is empty)."""
+    rows: dict[str, dict[int, dict[str, float]]] = {c.row: {} for c in cells}
     for c in cells:
         if not records[c.key].get("error"):
-            rows.setdefault(c.row, {})[c.seed] = records[c.key]["metrics"]
+            rows[c.row][c.seed] = records[c.key]["metrics"]
     return rows
 
 
@@ -279,9 +288,10 @@ def finish(
     by_row = judged_rows(cells, records)
     failed = [f"{c.name} seed {c.seed} ({c.steps:,} steps): {records[c.key]['error']}"
               for c in cells if records[c.key].get("error")]  # fmt: skip
-    if not by_row:
+    if not any(by_row.values()):
         raise RuntimeError(f"compare: every model diverged; the first: {failed[0]}")
-    board = leaderboard(by_row, metric)
+    planned_models = {row: sum(c.row == row for c in cells) for row in by_row}
+    board = leaderboard(by_row, metric, planned_models)
     steps = {c.row: c.steps for c in cells}
     cell_of = {c.row: c for c in cells}
     for entry in board:
@@ -294,7 +304,7 @@ def finish(
         if cfg.budgets
         else "each recipe's steps"
     )
-    verdict = sentence(board, metric, name_of, budget)
+    verdict = sentence(board, metric, name_of, budget, cfg.seeds)
     weak = cfg.seeds < WEAK_BELOW
     outcome = Outcome(cfg, store, comparison_id, metric, planned, records, board, name_of, failed)
     files = write_tables(outcome)
@@ -394,7 +404,7 @@ def write_pictures(o: Outcome) -> dict[str, str]:
     cells, records = o.cells, o.records
     order = [e["row"] for e in o.board]
     judged = judged_rows(cells, records)
-    by_row = {r: judged[r] for r in order}
+    by_row = {r: judged[r] for r in order if judged[r]}  # a row whose models all diverged: none
     named = {o.name_of(r): v for r, v in by_row.items()}
     best = o.name_of(order[0])
     files: dict[str, str] = {}
@@ -402,14 +412,16 @@ def write_pictures(o: Outcome) -> dict[str, str]:
     def put(name: str, png: bytes) -> None:
         files[name] = o.store.write_bytes(layout.comparison_file(o.comparison_id, name), png)
 
-    # the samples of every row's first judged seed, drawn with the same sampling seed
+    # the samples of every row's first judged seed, drawn with the same sampling seed, each in
+    # data units by its own split's normalisation
     first = min(c.seed for c in cells)
     manifest = o.planned.prepared[first].manifest
     panels = []
-    for row in order:
+    for row in by_row:
         c = next(x for x in cells if x.row == row and x.seed == min(by_row[row]))
         raw = np.load(io.BytesIO(o.store.read_bytes(layout.cell_samples(c.key))))
-        panels.append((o.name_of(row), denormalise(raw, manifest)))  # in data units
+        own = o.planned.prepared[c.seed].manifest
+        panels.append((o.name_of(row), denormalise(raw, own)))
     title = f"{o.comparison_id}: samples of each cell's first seed, best first"
     if o.cfg.data.image:
         put("samples.png", image_panels(panels, value_range(manifest), title))
@@ -428,7 +440,7 @@ def write_pictures(o: Outcome) -> dict[str, str]:
         put("quality.png", quality_plot(named, "precision", "recall", best))
     if len(o.cfg.budgets) > 1:
         curves: dict[str, list[tuple[int, list[float]]]] = {}
-        for row in order:
+        for row in by_row:
             c = next(x for x in cells if x.row == row)
             values = [s[o.metric] for s in by_row[row].values()]
             curves.setdefault(c.name, []).append((c.steps, values))
@@ -501,8 +513,9 @@ def render_report(o: Outcome, verdict: str, weak: bool, files: dict[str, str]) -
             f"{_fmt(e.get(f'{m}_mean'), 3)} ± {_fmt(e.get(f'{m}_sd'), 2)}" for m in others
         )
         lines.append(
-            f"| {e['rank']} | {name_of(e['row'])} | {e['steps']:,} | {_fmt(e[f'{metric}_mean'])}"
-            f" ± {_fmt(e[f'{metric}_sd'], 2)} | {interval} | {e['verdict']} | {cols}"
+            f"| {e['rank']} | {name_of(e['row'])} | {e['steps']:,}"
+            f" | {_fmt(e.get(f'{metric}_mean'))} ± {_fmt(e.get(f'{metric}_sd'), 2)}"
+            f" | {interval} | {e['verdict']} | {cols}"
             f" | {e['cpu_s_max']:.0f} |"
         )
     lines += ["", "## Pictures", ""]
@@ -545,7 +558,7 @@ def _track(tracking, parent, store: ArtifactStore, comparison_id: str, summary: 
     leaderboard row with its means, sds and interval."""
     best = summary["leaderboard"][0]
     metric = summary["metric"]
-    parent.log_metrics({f"best_{metric}": best[f"{metric}_mean"], **summary["counts"]})
+    parent.log_metrics({f"best_{metric}": best.get(f"{metric}_mean"), **summary["counts"]})
     names = [layout.comparison_file(comparison_id, n) for n in summary["files"]]
     parent.log_files(store_files(store, *names))
     for e in summary["leaderboard"]:

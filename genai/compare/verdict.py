@@ -47,15 +47,34 @@ def mean_sd(values: Sequence[float]) -> tuple[float, float]:
 
 
 def leaderboard(
-    rows: Mapping[str, Mapping[int, Mapping[str, float]]], metric: str
+    rows: Mapping[str, Mapping[int, Mapping[str, float]]],
+    metric: str,
+    planned: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
-    """``rows``: row name -> seed -> metrics. The rows best first, each with its mean and sd of
-    every metric, and against the best by ``metric``: the paired mean difference (positive:
-    worse, whichever way the metric points), its interval and the verdict."""
+    """``rows``: row name -> seed -> metrics of its judged models; ``planned``: row name -> the
+    models it has (default: as many as it judged). The rows best first, each with its mean and
+    sd of every metric, and against the best by ``metric``: the paired mean difference
+    (positive: worse, whichever way the metric points), its interval and the verdict.
+
+    A row with a diverged model (fewer judged than planned) is ``diverged``: its mean is over
+    other seeds than the rest's, so it ranks after every complete row and gets no interval; the
+    best is the best complete row (or, when none is complete, the best of all)."""
+    planned = planned or {name: len(seeds) for name, seeds in rows.items()}
     sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0  # differences in "worse" units
-    means = {name: mean_sd([s[metric] for s in seeds.values()])[0] for name, seeds in rows.items()}
-    # a NaN mean (an inf minus an inf) ranks last
-    ranked = sorted(rows, key=lambda n: (math.isnan(means[n]), sign * means[n]))
+    means = {
+        name: mean_sd([s[metric] for s in seeds.values()])[0] if seeds else math.nan
+        for name, seeds in rows.items()
+    }
+    complete = {name for name, seeds in rows.items() if seeds and len(seeds) == planned[name]}
+
+    def order(name: str) -> tuple:  # complete rows first; a NaN mean (inf - inf) last
+        return (
+            bool(complete) and name not in complete,
+            math.isnan(means[name]),
+            sign * means[name],
+        )
+
+    ranked = sorted(rows, key=order)
     best = ranked[0]
     out = []
     for rank, name in enumerate(ranked, 1):
@@ -65,17 +84,20 @@ def leaderboard(
         interval = None if name == best else paired_interval(diffs)
         if name == best:
             verdict = "best"
-        elif interval is None:
-            verdict = "unknown"
+        elif complete and name not in complete:
+            verdict, interval = "diverged", None
+        elif interval is None or any(math.isnan(v) for v in interval):
+            verdict, interval = "unknown", None
         else:
             verdict = "indistinguishable" if interval[0] <= 0.0 <= interval[1] else "worse"
-        entry: dict[str, Any] = {"rank": rank, "row": name, "seeds": len(seeds)}
+        entry: dict[str, Any] = {"rank": rank, "row": name, "seeds": len(seeds),
+                                 "diverged": planned[name] - len(seeds)}  # fmt: skip
         for m in sorted({k for s in seeds.values() for k in s}):
             values = [s[m] for s in seeds.values() if m in s and s[m] is not None]
             if values:
                 entry[f"{m}_mean"], entry[f"{m}_sd"] = mean_sd(values)
         entry |= {
-            "diff": mean_sd(diffs)[0] if diffs and name != best else 0.0,
+            "diff": mean_sd(diffs)[0] if interval is not None else (0.0 if name == best else None),
             "diff_low": interval[0] if interval else None,
             "diff_high": interval[1] if interval else None,
             "shared_seeds": len(shared),
@@ -85,13 +107,14 @@ def leaderboard(
     return out
 
 
-def sentence(board: Sequence[Mapping[str, Any]], metric: str, label, budget: str) -> str:
-    """One sentence: the winner and which others cannot be told apart from it. ``label`` names a
-    row for people."""
+def sentence(
+    board: Sequence[Mapping[str, Any]], metric: str, label, budget: str, seeds: int
+) -> str:
+    """One sentence: the winner, which others cannot be told apart from it, and which could not
+    be judged against it. ``label`` names a row for people."""
     best = board[0]
-    seeds = min(r["shared_seeds"] for r in board)
-    same = [label(r["row"]) for r in board[1:] if r["verdict"] == "indistinguishable"]
-    unknown = [label(r["row"]) for r in board[1:] if r["verdict"] == "unknown"]
+    named = {v: [label(r["row"]) for r in board[1:] if r["verdict"] == v]
+             for v in ("indistinguishable", "unknown", "diverged")}  # fmt: skip
     head = (
         f"{label(best['row'])} is best by {metric} ({best[f'{metric}_mean']:.4g} +-"
         f" {best[f'{metric}_sd']:.2g} over {best['seeds']} seeds)"
@@ -99,8 +122,14 @@ def sentence(board: Sequence[Mapping[str, Any]], metric: str, label, budget: str
     if len(board) == 1:
         return head + "; it was the only cell."
     at = f"at {budget} and {seeds} seed{'s' if seeds != 1 else ''}"
-    if unknown and not same:
-        return head + f"; with one seed no other can be told apart from it or not ({at})."
-    if not same:
-        return head + f"; every other cell is worse, beyond the 95% interval ({at})."
-    return head + f"; {', '.join(same)} cannot be told apart from it {at}."
+    parts = []
+    if named["indistinguishable"]:
+        parts.append(f"{', '.join(named['indistinguishable'])} cannot be told apart from it {at}")
+    else:
+        parts.append(f"no other cell is indistinguishable from it {at}")
+    if named["unknown"]:
+        parts.append(f"{', '.join(named['unknown'])} could not be compared with it (too few"
+                     " shared seeds)")  # fmt: skip
+    if named["diverged"]:
+        parts.append(f"{', '.join(named['diverged'])} had a model diverge")
+    return head + "; " + "; ".join(parts) + "."

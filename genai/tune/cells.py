@@ -76,7 +76,10 @@ def train_cell(cell: dict[str, Any], store: ArtifactStore) -> dict[str, Any]:
         record |= {"evaluate_s": round(time.monotonic() - started, 2), "sampler": ev.sampler}
         record |= {"metrics": ev.metrics, "floors": ev.floors}
         model = load_trained(store, trained.run_id).model  # the picture's few samples
-        picture = EvaluateConfig(n_samples=cell["picture"], seed=cell["picture_seed"])
+        # drawn as it was judged (the sampler), with the comparison's one sampling seed
+        picture = EvaluateConfig.model_validate(
+            {**cell["evaluate"], "n_samples": cell["picture"], "seed": cell["picture_seed"]}
+        )
         fake, _ = draw(model, trained.run_id, picture.n_samples, picture, lambda _: None)
     except (FloatingPointError, EvaluationError) as err:  # the model diverged
         record |= {"error": f"{type(err).__name__}: {err}", "metrics": {}, "floors": {}}
@@ -107,7 +110,9 @@ class CellProgress(tune.Callback):
         if result.get("error"):
             judged = f"diverged ({result['error'][:120]})"
         else:
-            judged = f"{metric} {value:.4g}" + (f" (floor {floor:.3g})" if floor else "")
+            judged = f"{metric} {value:.4g}" + (
+                f" (floor {floor:.3g})" if floor is not None else ""
+            )
         say(
             "compare",
             f"{self.offset + self.done}/{self.total} {m['name']} seed {m['seed']}"

@@ -1,4 +1,5 @@
-"""`genai compare` end to end: a tiny compare (2 families x 2 losses x 2 seeds, a few steps) on
+"""`genai compare` end to end: a tiny compare (2 families x 2 losses x 2 seeds at two budgets of a
+few steps) on
 file:// and s3://, its tables, pictures, report, markdown artifact and MLflow runs; one more seed
 trains only that seed; a compare SIGKILLed mid-way resumes without training a finished model
 again; a bad selection is refused before anything starts."""
@@ -29,7 +30,7 @@ TINY = {
     "families": ["gan", "vae"],
     "losses": ["hinge", "least_squares", "mse", "mae"],
     "seeds": 2,
-    "budgets": [30],
+    "budgets": [30, 60],
     "evaluate": {"n_samples": 200},
 }
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -48,36 +49,38 @@ def test_a_tiny_compare_end_to_end(prefect_server, store):
 
     result = compare_flow(config=tiny(), store=store.uri)
     cid = result["comparison_id"]
-    assert result["counts"] == {"models": 8, "trained": 8, "found": 0}
+    assert result["counts"] == {"models": 16, "trained": 16, "found": 0}
     assert result["metric"] == "high_quality" and result["weak"] is True
     cells = store.read_table(f"comparisons/{cid}/cells.parquet").to_pylist()
-    assert len(cells) == 8
-    assert {(c["family"], c["loss"], c["seed"]) for c in cells} == {
-        (f, loss, s) for f, loss in [("gan", "hinge"), ("gan", "least_squares"), ("vae", "mse"),
-                                     ("vae", "mae")] for s in (0, 1)
-    }  # fmt: skip
+    assert len(cells) == 16
+    assert sorted((c["family"], c["loss"], c["seed"], c["budget"]) for c in cells) == sorted(
+        (f, loss, s, b) for f, loss in [("gan", "hinge"), ("gan", "least_squares"),
+                                        ("vae", "mse"), ("vae", "mae")]
+        for s in (0, 1) for b in (30, 60)
+    )  # fmt: skip
     for c in cells:  # every metric beside its floor, the budget and the CPU it took
-        assert c["steps"] >= 30 and c["cpu_s"] > 0 and c["evaluate_s"] >= 0
+        assert c["steps"] >= c["budget"] and c["cpu_s"] > 0 and c["evaluate_s"] >= 0
         assert 0 <= c["high_quality"] <= 1 and c["floor_high_quality"] > 0.9
         assert c["mmd2"] is not None and c["floor_mmd2"] is not None
         assert store.exists(f"runs/{c['run_id']}/result.json")
     board = store.read_table(f"comparisons/{cid}/leaderboard.parquet").to_pylist()
-    assert [b["rank"] for b in board] == [1, 2, 3, 4]
-    assert board[0]["verdict"] == "best" and board[0]["cell"] == result["winner"]
+    assert [b["rank"] for b in board] == list(range(1, 9))  # 4 cells at 2 budgets
+    assert board[0]["verdict"] == "best"
+    assert result["winner"] == f"{board[0]['cell']} @ {board[0]['steps']:,} steps"
     assert {b["verdict"] for b in board[1:]} <= {"indistinguishable", "worse"}
     means = [b["high_quality_mean"] for b in board]
     assert means == sorted(means, reverse=True)  # higher is better, best first
     for b in board[1:]:
         assert b["diff_low"] <= b["diff"] <= b["diff_high"]
-    for name in ("samples.png", "metrics.png", "quality.png"):
+    for name in ("samples.png", "metrics.png", "quality.png", "budgets.png"):
         assert store.read_bytes(f"comparisons/{cid}/{name}").startswith(PNG)
-    assert not store.exists(f"comparisons/{cid}/budgets.png")  # one budget
     report = store.read_bytes(f"comparisons/{cid}/report.md").decode()
     assert result["verdict"] in report and "The verdict is weak: 2 seeds" in report
-    assert all(f"| {b['rank']} | {b['cell']} |" in report for b in board)
+    assert all(f"| {b['rank']} | {b['cell']} @ {b['steps']:,} steps |" in report for b in board)
     artifact = Artifact.get(f"compare-{cid}".lower())
     assert artifact is not None and artifact.type == "markdown"
     assert result["verdict"] in artifact.data
+    assert artifact.data.count("](data:image/png;base64,") == 4  # the pictures, inlined
     if store.protocol == "file":  # tracked beside a local store: the parent and a child a cell
         from mlflow import MlflowClient
 
@@ -86,7 +89,7 @@ def test_a_tiny_compare_end_to_end(prefect_server, store):
         parent = [r for r in runs if r.data.tags.get("genai.kind") == "comparison"]
         children = [r for r in runs if r.data.tags.get("genai.kind") == "comparison-cell"]
         assert len(parent) == 1 and parent[0].info.status == "FINISHED"
-        assert len(children) == 4
+        assert len(children) == 8
         assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent[0].info.run_id}
         assert {r.data.params["verdict"] for r in children} == {b["verdict"] for b in board}
         names = {a.path for a in client.list_artifacts(parent[0].info.run_id)}
@@ -95,9 +98,9 @@ def test_a_tiny_compare_end_to_end(prefect_server, store):
     again = compare_flow(config=tiny(), store=store.uri)  # the stored answer
     assert again["reused"] and again["leaderboard"] == result["leaderboard"]
     more = compare_flow(config=tiny(seeds=3), store=store.uri)  # one more seed: only its models
-    assert more["counts"] == {"models": 12, "trained": 4, "found": 8}
+    assert more["counts"] == {"models": 24, "trained": 8, "found": 16}
     after = records(store)
-    assert len(after) == 12 and all(after[k] == v for k, v in before.items())
+    assert len(after) == 24 and all(after[k] == v for k, v in before.items())
 
 
 def test_a_compare_killed_mid_way_resumes_without_training_a_finished_model(
@@ -152,6 +155,8 @@ def test_a_compare_killed_mid_way_resumes_without_training_a_finished_model(
         (["--budget", "0"], "compare.budgets.0: Input should be greater than 0"),
         (["--families", "vae", "--losses", "bce"], "'bce' needs data in [0, 1]"),
         (["--metric", "fid"], "compare.metric: 'fid' is not reported for data.source 'ring8'"),
+        (["--families", "gan", "--losses", "hinge", "--set", "train.lr=-1"],
+         "train.lr: Input should be greater than 0"),
     ],
 )  # fmt: skip
 def test_a_bad_selection_fails_before_anything_starts(prefect_server, tmp_path, args, said):
@@ -176,7 +181,7 @@ def test_a_diverged_model_is_recorded_not_retried(prefect_server, tmp_path):
     with pytest.raises(RuntimeError, match="every model diverged; the first: gan/hinge seed 0"):
         compare_flow(config=cfg, store=store.uri)
     done = records(store)
-    assert len(done) == 2
+    assert len(done) == 4  # 2 seeds x 2 budgets
     for body in done.values():
         record = json.loads(body)
         assert record["error"].startswith("FloatingPointError: ") and record["metrics"] == {}
@@ -184,3 +189,13 @@ def test_a_diverged_model_is_recorded_not_retried(prefect_server, tmp_path):
     with pytest.raises(RuntimeError, match="every model diverged"):
         compare_flow(config=cfg, store=store.uri)
     assert records(store) == done and time.monotonic() - start < 30  # nothing trained again
+
+
+def test_budgets_that_round_to_the_same_epochs_are_refused(prefect_server, tmp_path):
+    """ring8's recipes train 625 steps an epoch: 100 and 200 steps are both one epoch."""
+    out = genai("compare", "--source", "ring8", "--families", "vae", "--losses", "mse",
+                "--budget", "100,200", "--store", f"file://{tmp_path}/s",
+                api_url=prefect_server, cwd=None)  # fmt: skip
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "compare.budgets: [100, 200] steps round to the same whole epochs" in out.stderr
+    assert not [k for k in ArtifactStore(f"file://{tmp_path}/s").list() if k.startswith("cells/")]

@@ -101,3 +101,25 @@ def test_keys_change_with_what_the_model_is_and_how_it_is_judged():
     assert comparison_id_for(cfg) != comparison_id_for(compare(**{"data.source": "ring8",
                                                                    "seeds": 4}))  # fmt: skip
     assert epochs_for(300, 22) == 14 and epochs_for(1, 22) == 1 and epochs_for(44, 22) == 2
+
+
+def test_the_data_a_cell_gets_does_not_depend_on_which_fields_were_set():
+    """A UI form or a re-validated dump sets every data field: the recipe's ring8 `n: 100000`
+    stays unless the compare's own `n` differs from the default, and the id is the same."""
+    given = compare(**{"data.source": "ring8", "families": ["gan"]})
+    dumped = CompareConfig.model_validate(given.model_dump(mode="json"))
+    for cfg in (given, dumped):
+        assert cell_config(cfg, "gan", "hinge", 1, "ring8").data.n == 100000
+    assert comparison_id_for(given) == comparison_id_for(dumped)
+    smaller = compare(**{"data.source": "ring8", "data.n": 2000, "families": ["gan"]})
+    assert cell_config(smaller, "gan", "hinge", 1, "ring8").data.n == 2000
+
+
+def test_a_batch_the_user_sets_is_not_multiplied_by_the_recipes_workers():
+    recipe = load_config(RunConfig, RECIPES["digits", "vae"])  # 2 workers
+    cfg = compare(**{"data.source": "digits"})
+    assert cell_config(cfg, "vae", "mse", 0, "digits").train.batch_size == (
+        recipe.train.batch_size * recipe.train.num_workers
+    )
+    mine = compare(**{"data.source": "digits", "overrides": ["train.batch_size=32"]})
+    assert cell_config(mine, "vae", "mse", 0, "digits").train.batch_size == 32

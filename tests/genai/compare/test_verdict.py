@@ -46,28 +46,44 @@ def test_the_leaderboard_and_the_marking():
                                                pytest.approx(4.48414, abs=1e-5))  # fmt: skip
     assert c["diff"] == pytest.approx(10.0)
     assert c["diff_low"] == pytest.approx(10 - T_2 * 0.1 / math.sqrt(3))  # 9.7516, above 0
-    said = sentence(board, "fid", str.upper, "300 steps")
+    said = sentence(board, "fid", str.upper, "300 steps", 3)
     assert said == (
         "A is best by fid (11 +- 1 over 3 seeds); B cannot be told apart from it at 300 steps"
         " and 3 seeds."
     )
 
 
-def test_a_higher_is_better_metric_and_unpaired_seeds():
-    """high_quality (higher is better): differences count in the worse direction; a row sharing
-    one seed with the best has no interval (unknown)."""
+def test_a_higher_is_better_metric_and_a_diverged_model():
+    """high_quality (higher is better): differences count in the worse direction. A row with a
+    diverged model (judged on fewer seeds than planned) ranks after the complete rows, whatever
+    its mean, with no interval; so does a row whose models all diverged."""
     rows = {
         "best": {0: {"high_quality": 0.9}, 1: {"high_quality": 0.8}, 2: {"high_quality": 0.85}},
         "low": {0: {"high_quality": 0.1}, 1: {"high_quality": 0.2}, 2: {"high_quality": 0.15}},
         "one": {2: {"high_quality": 0.95}},
+        "none": {},
     }
-    board = leaderboard(rows, "high_quality")
-    assert [r["row"] for r in board] == ["one", "best", "low"]  # ranked by the mean
-    assert board[1]["verdict"] == "unknown"  # one shared seed with "one"
-    rows.pop("one")
-    board = leaderboard(rows, "high_quality")
-    assert board[1]["row"] == "low" and board[1]["verdict"] == "worse"
+    board = leaderboard(rows, "high_quality", {"best": 3, "low": 3, "one": 3, "none": 3})
+    assert [r["row"] for r in board] == ["best", "low", "one", "none"]
+    assert [r["verdict"] for r in board] == ["best", "worse", "diverged", "diverged"]
     assert board[1]["diff"] == pytest.approx(0.7)  # positive: worse
-    said = sentence(board, "high_quality", str, "each recipe's steps")
-    assert said.endswith("every other cell is worse, beyond the 95% interval (at each recipe's"
-                         " steps and 3 seeds).")  # fmt: skip
+    assert board[2]["diff_low"] is None and board[2]["diverged"] == 2
+    assert board[3]["seeds"] == 0 and "high_quality_mean" not in board[3]
+    said = sentence(board, "high_quality", str, "each recipe's steps", 3)
+    assert said == (
+        "best is best by high_quality (0.85 +- 0.05 over 3 seeds); no other cell is"
+        " indistinguishable from it at each recipe's steps and 3 seeds; one, none had a model"
+        " diverge."
+    )
+
+
+def test_an_infinite_metric_gives_no_interval():
+    """reverse KL is inf for a model that misses every mode: inf - inf has no interval."""
+    rows = {
+        "a": {0: {"reverse_kl": 0.1}, 1: {"reverse_kl": 0.2}},
+        "b": {0: {"reverse_kl": math.inf}, 1: {"reverse_kl": math.inf}},
+        "c": {0: {"reverse_kl": math.inf}, 1: {"reverse_kl": 0.3}},
+    }
+    board = leaderboard(rows, "reverse_kl")
+    assert [r["row"] for r in board] == ["a", "b", "c"]  # b and c: an infinite mean each
+    assert [r["verdict"] for r in board] == ["best", "unknown", "unknown"]

@@ -390,12 +390,11 @@ def comparison_table(summary: dict) -> str:
         f"  {'rank':>4}  {'cell':<34}{'steps':>9}  {metric + ' mean +- sd':>22}"
         f"  {'vs best (95%)':<26}verdict",
     ]
+    # here, not at the top: it loads scipy (0.3 s), which every other command would pay
+    from genai.compare.verdict import shown_interval
+
     for e in summary["leaderboard"]:
-        interval = (
-            ""
-            if e["diff_low"] is None
-            else f"{e['diff']:+.3g} [{e['diff_low']:+.3g}, {e['diff_high']:+.3g}]"
-        )
+        interval = shown_interval(e)
         mean, sd = e.get(f"{metric}_mean"), e.get(f"{metric}_sd")  # None: not finite, or none
         shown = "-" if mean is None else f"{mean:.4g} +- {'-' if sd is None else f'{sd:.2g}'}"
         lines.append(

@@ -53,7 +53,7 @@ from genai.compare.pictures import (
     point_panels,
     quality_plot,
 )
-from genai.compare.verdict import WEAK_BELOW, leaderboard, sentence
+from genai.compare.verdict import WEAK_BELOW, leaderboard, sentence, shown_interval
 from genai.config import CompareConfig, RunConfig
 from genai.data.dataset import SplitReader, denormalise
 from genai.data.prepare import PreparedDataset, prepare
@@ -494,8 +494,9 @@ def render_report(o: Outcome, verdict: str, weak: bool, files: dict[str, str]) -
         "## Leaderboard",
         "",
         f"The interval is the 95% t-interval of the mean difference from the best in {metric},"
-        " paired by seed (positive: worse). A cell whose interval holds 0 cannot be told apart"
-        " from the best.",
+        " paired by seed (positive: worse); for FID, MMD^2 and reverse KL, of the log ratio, shown"
+        " as a ratio (x2 [x1.5, x2.6]: twice the best's). A cell whose interval holds 0 (a ratio"
+        " interval, 1) cannot be told apart from the best.",
         "",
         "| rank | cell | steps | "
         + f"{metric} (floor {_fmt(floors.get(metric), 3)})"
@@ -505,10 +506,7 @@ def render_report(o: Outcome, verdict: str, weak: bool, files: dict[str, str]) -
         "|---:|---|---:|---:|---|---|" + "---:|" * len(others) + "---:|",
     ]
     for e in board:
-        interval = (
-            "" if e["diff_low"] is None
-            else f"{e['diff']:+.3g} [{e['diff_low']:+.3g}, {e['diff_high']:+.3g}]"
-        )  # fmt: skip
+        interval = shown_interval(e)
         cols = " | ".join(
             f"{_fmt(e.get(f'{m}_mean'), 3)} ± {_fmt(e.get(f'{m}_sd'), 2)}" for m in others
         )

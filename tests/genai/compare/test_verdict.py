@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from genai.compare.verdict import leaderboard, paired_interval, sentence
+from genai.compare.verdict import leaderboard, paired_interval, sentence, shown_interval
 
 T_2 = 4.302652729911275  # t(0.975, 2 degrees of freedom), from a printed table: 4.303
 T_4 = 2.7764451051977987  # t(0.975, 4): 2.776
@@ -27,18 +27,18 @@ def test_the_interval_by_hand():
 
 
 def test_the_leaderboard_and_the_marking():
-    """FID (lower is better) of three cells over three seeds. a: 10, 12, 11 (mean 11, best);
+    """KID (lower is better, compared as differences) of three cells over three seeds. a: 10, 12, 11 (mean 11, best);
     b: 11, 14, 14 (diffs 1, 2, 3: the interval above, holds 0: indistinguishable); c: 20.1,
     22.0, 20.9 (diffs 10.1, 10.0, 9.9: mean 10, sd 0.1, 10 +- 0.2484: worse)."""
     rows = {
-        "b": {0: {"fid": 11.0}, 1: {"fid": 14.0}, 2: {"fid": 14.0}},
-        "c": {0: {"fid": 20.1}, 1: {"fid": 22.0}, 2: {"fid": 20.9}},
-        "a": {0: {"fid": 10.0}, 1: {"fid": 12.0}, 2: {"fid": 11.0}},
+        "b": {0: {"kid": 11.0}, 1: {"kid": 14.0}, 2: {"kid": 14.0}},
+        "c": {0: {"kid": 20.1}, 1: {"kid": 22.0}, 2: {"kid": 20.9}},
+        "a": {0: {"kid": 10.0}, 1: {"kid": 12.0}, 2: {"kid": 11.0}},
     }
-    board = leaderboard(rows, "fid")
+    board = leaderboard(rows, "kid")
     assert [r["row"] for r in board] == ["a", "b", "c"]
     assert [r["verdict"] for r in board] == ["best", "indistinguishable", "worse"]
-    assert board[0]["fid_mean"] == 11.0 and board[0]["fid_sd"] == 1.0
+    assert board[0]["kid_mean"] == 11.0 and board[0]["kid_sd"] == 1.0
     assert board[0]["diff_low"] is None and board[0]["diff"] == 0.0
     b, c = board[1], board[2]
     assert b["diff"] == pytest.approx(2.0)
@@ -46,11 +46,34 @@ def test_the_leaderboard_and_the_marking():
                                                pytest.approx(4.48414, abs=1e-5))  # fmt: skip
     assert c["diff"] == pytest.approx(10.0)
     assert c["diff_low"] == pytest.approx(10 - T_2 * 0.1 / math.sqrt(3))  # 9.7516, above 0
-    said = sentence(board, "fid", str.upper, "300 steps", 3)
+    said = sentence(board, "kid", str.upper, "300 steps", 3)
     assert said == (
-        "A is best by fid (11 +- 1 over 3 seeds); B cannot be told apart from it at 300 steps"
+        "A is best by kid (11 +- 1 over 3 seeds); B cannot be told apart from it at 300 steps"
         " and 3 seeds."
     )
+
+
+def test_a_distance_is_compared_as_a_log_ratio():
+    """FID: a collapsing GAN at 30, 70, 41 against a model at 2.1, 3.5, 2.2. As differences
+    (27.9, 66.5, 38.8: mean 44.4, sd 19.9) the interval holds 0; as log ratios (2.659, 2.996,
+    2.925: every seed 14-20x worse) it lies far above it."""
+    rows = {
+        "gan": {0: {"fid": 30.0}, 1: {"fid": 70.0}, 2: {"fid": 41.0}},
+        "made": {0: {"fid": 2.1}, 1: {"fid": 3.5}, 2: {"fid": 2.2}},
+    }
+    logs = [math.log(30 / 2.1), math.log(70 / 3.5), math.log(41 / 2.2)]
+    mean = sum(logs) / 3
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / 2)
+    board = leaderboard(rows, "fid")
+    gan = board[1]
+    assert gan["row"] == "gan" and gan["scale"] == "log" and gan["verdict"] == "worse"
+    assert gan["diff"] == pytest.approx(mean)
+    assert gan["diff_low"] == pytest.approx(mean - T_2 * sd / math.sqrt(3))  # 2.42, above 0
+    assert shown_interval(gan) == "x17.5 [x11.2, x27.1]"  # by hand: sd 0.1774, half 0.4407
+    linear = paired_interval([30 - 2.1, 70 - 3.5, 41 - 2.2])
+    assert linear[0] < 0 < linear[1]  # as plain differences it could not tell them apart
+    rows["made"][1] = {"fid": -0.1}  # a value not above 0: plain differences
+    assert leaderboard(rows, "fid")[1]["scale"] == "linear"
 
 
 def test_a_higher_is_better_metric_and_a_diverged_model():

@@ -388,7 +388,7 @@ def comparison_table(summary: dict) -> str:
         f" ({counts['trained']} trained now, {counts['found']} found in the store)",
         "",
         f"  {'rank':>4}  {'cell':<34}{'steps':>9}  {metric + ' mean +- sd':>22}"
-        f"  {'vs best (95%)':<26}verdict",
+        f"  {'vs best (95%)':<30} verdict",
     ]
     # here, not at the top: it loads scipy (0.3 s), which every other command would pay
     from genai.compare.verdict import shown_interval
@@ -398,8 +398,8 @@ def comparison_table(summary: dict) -> str:
         mean, sd = e.get(f"{metric}_mean"), e.get(f"{metric}_sd")  # None: not finite, or none
         shown = "-" if mean is None else f"{mean:.4g} +- {'-' if sd is None else f'{sd:.2g}'}"
         lines.append(
-            f"  {e['rank']:>4}  {e['cell']:<34}{e['steps']:>9,}  {shown:>22}  {interval:<26}"
-            f"{e['verdict']}"
+            f"  {e['rank']:>4}  {e['cell']:<34}{e['steps']:>9,}  {shown:>22}  {interval:<30}"
+            f" {e['verdict']}"
         )
     lines += ["", f"  report    {summary['files']['report.md']}"]
     if summary["weak"]:

@@ -141,8 +141,8 @@ def cell_config(cfg: CompareConfig, family: str, loss: str, seed: int, dataset: 
         train = load_config(RunConfig, tree).train
         if train.num_workers > 1 and any(o.startswith("train.num_workers") for o in cfg.overrides):
             raise ConfigError(
-                "overrides: train.num_workers: a comparison trains each model on one worker at"
-                " the global batch (num_workers x batch_size); leave train.num_workers out"
+                "compare.overrides: train.num_workers: a comparison trains each model on one"
+                " worker at the global batch (num_workers x batch_size); leave it out"
             )
         slot = MAIN_SLOT[family]
         fields: dict[str, Any] = {

@@ -123,3 +123,9 @@ def test_a_batch_the_user_sets_is_not_multiplied_by_the_recipes_workers():
     )
     mine = compare(**{"data.source": "digits", "overrides": ["train.batch_size=32"]})
     assert cell_config(mine, "vae", "mse", 0, "digits").train.batch_size == 32
+
+
+def test_more_workers_per_model_are_refused_before_anything_starts():
+    cfg = compare(**{"data.source": "digits", "overrides": ["train.num_workers=2"]})
+    with pytest.raises(ConfigError, match="compare.overrides: train.num_workers: a comparison"):
+        check_selection(cfg)

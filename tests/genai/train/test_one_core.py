@@ -111,17 +111,21 @@ def test_one_epoch_loop_one_worker_function_one_trainer_builder():
         "genai/train/checkpoint.py",
     ]
     assert calls("prepare_model") == ["genai/train/worker.py"]
-    # the loop reports through its session; Ray Train's and Tune's report sit in the two sessions
+    # the loop reports through its session; Ray Train's and Tune's report sit in the two sessions;
+    # a comparison's model (genai/tune/cells.py) reports its record to Tune once, after the core
+    # (train_local) has trained it: no epoch goes through it
     assert set(calls("report")) == {
         "genai/train/loop.py",
         "genai/train/worker.py",
         "genai/tune/trial.py",
+        "genai/tune/cells.py",
     }
     assert calls("fit") and set(calls("fit")) <= {
         "genai/train/launcher.py",  # train_local, and trainer.fit()
         "genai/train/worker.py",  # train_loop_per_worker
         "genai/tune/trial.py",  # an in-process trial, and trainer.fit() of a wide one
         "genai/tune/sweep.py",  # tuner.fit()
+        "genai/tune/cells.py",  # tuner.fit() of a comparison's models
     }
     defined = [
         path.name

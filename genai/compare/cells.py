@@ -92,7 +92,6 @@ class Cell:
     seed: int
     budget: int | None  # the steps asked for (None: the recipe's own)
     steps: int  # the steps it trains: whole epochs
-    recipe: str
     config: RunConfig
     run_id: str
     key: str
@@ -145,6 +144,7 @@ def cell_config(cfg: CompareConfig, family: str, loss: str, seed: int, dataset: 
                 " worker at the global batch (num_workers x batch_size); leave it out"
             )
         slot = MAIN_SLOT[family]
+        own_batch = any(o.startswith("train.batch_size=") for o in cfg.overrides)
         fields: dict[str, Any] = {
             "data.seed": seed,
             "train.seed": seed,
@@ -152,11 +152,8 @@ def cell_config(cfg: CompareConfig, family: str, loss: str, seed: int, dataset: 
             "train.num_workers": 1,
             # the recipe's global batch on one worker, unless the user set the batch
             "train.batch_size": train.batch_size
-            * (
-                1
-                if any(o.startswith("train.batch_size=") for o in cfg.overrides)
-                else train.num_workers
-            ),
+            if own_batch
+            else train.batch_size * train.num_workers,
             "train.run_id": None,
         }
         spec = tree.get("loss", {}).get(slot)  # the recipe's weight on the slot stays

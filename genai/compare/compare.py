@@ -173,8 +173,7 @@ def plan(cfg: CompareConfig, store: ArtifactStore, ray_address: str | None, wait
                 key = cell_key(run, data.version, {**judged, "seed": seed}, picture)
                 tree["train"]["run_id"] = run_id = f"{family}-{key[:12]}"
                 cells.append(Cell(family, loss, seed, budget, epochs * per_epoch,
-                                  f"{dataset}-{family}", RunConfig.model_validate(tree), run_id,
-                                  key))  # fmt: skip
+                                  RunConfig.model_validate(tree), run_id, key))  # fmt: skip
     return Plan(cells, excluded, by_seed, dataset)
 
 
@@ -248,6 +247,7 @@ class Outcome:
     board: list[dict[str, Any]]
     name_of: Callable[[str], str]
     failed: list[str]  # the models that diverged: no metrics
+    rows: dict[str, dict[int, dict[str, float]]]  # row -> seed -> metrics (judged_rows)
 
     @property
     def cells(self) -> list[Cell]:
@@ -306,7 +306,8 @@ def finish(
     )
     verdict = sentence(board, metric, name_of, budget, cfg.seeds)
     weak = cfg.seeds < WEAK_BELOW
-    outcome = Outcome(cfg, store, comparison_id, metric, planned, records, board, name_of, failed)
+    outcome = Outcome(cfg, store, comparison_id, metric, planned, records, board, name_of, failed,
+                      by_row)  # fmt: skip
     files = write_tables(outcome)
     files |= write_pictures(outcome)
     report = render_report(outcome, verdict, weak, files)
@@ -403,8 +404,7 @@ def write_tables(o: Outcome) -> dict[str, str]:
 def write_pictures(o: Outcome) -> dict[str, str]:
     cells, records = o.cells, o.records
     order = [e["row"] for e in o.board]
-    judged = judged_rows(cells, records)
-    by_row = {r: judged[r] for r in order if judged[r]}  # a row whose models all diverged: none
+    by_row = {r: o.rows[r] for r in order if o.rows[r]}  # a row whose models all diverged: none
     named = {o.name_of(r): v for r, v in by_row.items()}
     best = o.name_of(order[0])
     files: dict[str, str] = {}
